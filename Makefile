@@ -1,0 +1,76 @@
+# serverless-ml: every target runs `make setup` first when the venv is missing or stale.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8866
+DAYS ?= 30
+DATASETS ?= iris titanic
+
+# Papermill and Voila must start kernels from this venv, never a user-level kernelspec.
+export JUPYTER_PREFER_ENV_PATH := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: help setup run daily backfill test lint tidy check-sync nbtest pytest serve lab bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv, install the project, register its python3 kernel (idempotent)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (serverless-ml)"
+	@touch $(STAMP)
+
+run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference
+	$(BIN)/sml-run run --days $(DAYS) --datasets $(DATASETS)
+
+daily: setup  ## one daily + inference round for both datasets
+	$(BIN)/sml-run daily --datasets $(DATASETS)
+
+backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage
+	$(BIN)/sml-run backfill --days $(DAYS) --datasets $(DATASETS)
+
+test: setup lint check-sync nbtest pytest  ## ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
+
+lint: setup  ## ruff over the library, tests, benchmarks and notebooks
+	$(BIN)/ruff check lib tests bench notebooks
+
+tidy: setup  ## export lib/ from the notebooks, strip notebook outputs and metadata: run before committing
+	$(BIN)/nbdev-export
+	find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -print0 \
+	  | xargs -0 $(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN
+	$(BIN)/nbdev-clean
+
+check-sync: setup  ## fail when lib/ differs from the notebooks, or a notebook holds outputs
+	@snap=$$(mktemp -d); cp -r lib notebooks $$snap/; \
+	$(MAKE) --no-print-directory --quiet tidy >/dev/null; \
+	if ! diff -r $$snap/lib lib >/dev/null || ! diff -r $$snap/notebooks notebooks >/dev/null; then \
+	  diff -r $$snap/lib lib || true; diff -rq $$snap/notebooks notebooks || true; rm -rf $$snap; \
+	  echo "lib/ or notebooks/ were out of sync: now re-exported and cleaned (make tidy); review and commit them."; exit 1; \
+	fi; rm -rf $$snap; echo "lib/ matches the notebooks; notebooks hold no outputs."
+
+nbtest: setup  ## run the library notebooks' inline tests
+	$(BIN)/nbdev-test notebooks/lib --n-workers 2
+
+pytest: setup  ## the pytest suite
+	$(BIN)/pytest
+
+serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/
+	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+
+lab: setup  ## JupyterLab on the notebooks, with this venv's kernel
+	$(BIN)/jupyter lab notebooks
+
+bench: setup  ## benchmarks as ratios against a floor measured in the same run
+	$(BIN)/python bench/run.py
+
+clean:  ## delete run state (outputs/ but its README)
+	find outputs -mindepth 1 -not -name README.md -prune -exec rm -rf {} +
