@@ -41,7 +41,7 @@ backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per 
 test: setup lint check-sync nbtest pytest  ## ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
 
 lint: setup  ## ruff over the library, tests, benchmarks and notebooks
-	$(BIN)/ruff check lib tests bench notebooks
+	$(BIN)/ruff check
 
 tidy: setup  ## export lib/ from the notebooks, strip notebook outputs and metadata: run before committing
 	$(BIN)/nbdev-export
