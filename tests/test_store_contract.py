@@ -267,3 +267,16 @@ def test_version_none_warns_and_means_one(fs):
         warnings.simplefilter("always")
         assert fs.get_feature_group("iris").version == 1
     assert any(issubclass(w.category, VersionWarning) for w in caught)
+
+
+def test_a_feature_view_read_back_splits_like_the_new_one(fs):
+    fg = new_group(fs)
+    fg.insert(flowers(40))
+    query = fg.select(["petal_length", "variety"])
+    created = fs.get_or_create_feature_view("iris", query, 1, labels=["variety"])
+    first = created.train_test_split(0.25, primary_key=True)
+    again = fs.get_or_create_feature_view("iris", query, 1, labels=["variety"])
+    fetched = fs.get_feature_view("iris", 1)
+    for view in (again, fetched):
+        split = view.train_test_split(0.25, primary_key=True)
+        pd.testing.assert_frame_equal(split[0], first[0])

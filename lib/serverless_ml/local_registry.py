@@ -370,7 +370,8 @@ class LocalDatasetApi:
         if target.exists():
             if not overwrite:
                 raise DatasetError(f"{remote} already exists, set overwrite=True to overwrite it")
-            self.remove(remote)
+            if target.is_dir():  # a file is replaced in one step by _place, never missing for a reader
+                self.remove(remote)
         target.parent.mkdir(parents=True, exist_ok=True)
         _place(source, target)
         return remote

@@ -673,9 +673,9 @@ def training_data(self, start_time=None, end_time=None, description: str = "", *
     return tuple(None if part is None else _as_dataframe_type(part, dataframe_type) for part in (X, y))
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #d7d07e35
-def _view_from_row(row: dict) -> LocalFeatureView:
-    "A feature view from its catalog entry."
-    group = LocalFeatureGroup(row["feature_group"], row["feature_group_version"])
+def _view_from_row(row: dict, group_row: dict) -> LocalFeatureView:
+    "A feature view from its catalog entry and its feature group's (keys, event time, schema)."
+    group = _group_from_row(group_row)
     query = LocalQuery(group, json.loads(row["features"]))
     return LocalFeatureView(row["name"], row["version"], query, row["description"], json.loads(row["labels"]),
                             json.loads(row["inference_helper_columns"]), json.loads(row["training_helper_columns"]))
@@ -744,7 +744,8 @@ def get_feature_view(self, name: str, version: int | None = None) -> LocalFeatur
     version = _version_or_default(name, version, "feature view")
     with connect(read_only=True) as con:
         row = _view_row(con, name, version)
-    return _view_from_row(row) if row else None
+        group_row = _catalog_row(con, row["feature_group"], row["feature_group_version"]) if row else None
+    return _view_from_row(row, group_row) if row else None
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #240df6aa
 @patch_to(LocalFeatureStore)
