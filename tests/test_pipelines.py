@@ -1,0 +1,155 @@
+"""The four stage notebooks, executed by papermill on a temporary store exactly as the runner executes them.
+
+Feature + training run once per dataset (both datasets in parallel) in a module fixture; the tests
+build on that store. Every papermill execution starts a kernel, so each test runs only what it checks."""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from serverless_ml import config, pipelines, runner
+from serverless_ml.store import login
+
+FAKE_KEY = "sml-test-fake-api-key-9c1e7b"  # set while the stages run; must never reach a record
+_calls = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    "A store with both feature groups and a first model each, made by `sml-run run --days 0`."
+    root = tmp_path_factory.mktemp("pipelines")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SML_HOME", str(root / "store"))
+        env.setenv("SML_OUTPUTS", str(root / "outputs"))
+        env.setenv("SML_BACKEND", "local")
+        env.setenv("HOPSWORKS_API_KEY", FAKE_KEY)  # kernels inherit it; the local backend ignores it
+        results = runner.run_all("run", ["iris", "titanic"], days=0, stamp="setup")
+        assert all(result.ok for result in results), [result.error for result in results]
+        yield root
+
+
+def execute(stage: str, **parameters):
+    "Execute one stage notebook as the runner does, into its own record folder."
+    step = runner.Step(stage, parameters)
+    return runner.execute(step, config.run_dir(f"test{next(_calls):02d}", parameters["dataset"]))
+
+
+def counts(dataset: str) -> dict:
+    "What a bad run must not change: rows, predictions, model versions, uploaded resources."
+    project = login()
+    fs = project.get_feature_store()
+    logged = fs.get_feature_group(pipelines.predictions_name(dataset), version=1)
+    return {"rows": len(fs.get_feature_group(dataset, version=1).read()),
+            "predictions": len(logged.read()) if logged is not None else 0,
+            "models": len(project.get_model_registry().get_models(pipelines.model_name(dataset))),
+            "resources": sorted(p.name for p in (config.store_home() / "resources").rglob("*"))}
+
+
+def predictions(dataset: str):
+    "The whole predictions group of `dataset` (empty before the first inference)."
+    logged = login().get_feature_store().get_feature_group(pipelines.predictions_name(dataset), version=1)
+    return logged.read() if logged is not None else pd.DataFrame(columns=pipelines.PREDICTION_COLUMNS)
+
+
+def only_new(now, before):
+    "The predictions in `now` that `before` did not hold."
+    if before.empty:
+        return now
+    merged = now.merge(before[["id", "event_time"]], on=["id", "event_time"], how="left", indicator=True)
+    return merged[merged._merge == "left_only"]
+
+
+def test_every_stage_runs_with_small_parameters(store):
+    project = login()
+    for dataset in ("iris", "titanic"):
+        model = project.get_model_registry().get_model(pipelines.model_name(dataset), version=1)
+        assert {"accuracy", "f1_macro", "cv_accuracy_mean"} <= set(model.training_metrics)
+        assert 0.6 < model.training_metrics["accuracy"] <= 1.0, (dataset, model.training_metrics)
+        assert (Path(model.download()) / "confusion_matrix.png").is_file()
+    before = {dataset: predictions(dataset) for dataset in ("iris", "titanic")}
+    results = runner.run_all("backfill", ["iris", "titanic"], days=3, stamp="backfill")
+    assert all(result.ok for result in results), [result.error for result in results]
+    for result in results:  # one vectorised execution per stage, not one per day
+        assert [p.name for p in result.executed] == ["3_daily_feature_pipeline.ipynb",
+                                                     "4_batch_inference_pipeline.ipynb"]
+    for dataset in ("iris", "titanic"):
+        new = only_new(predictions(dataset), before[dataset])
+        assert len(new) == 3 and new.event_time.dt.floor("D").nunique() == 3
+        assert (new.prediction == new.outcome).mean() > 0  # a real model, not a constant
+        for name in pipelines.IMAGES:
+            assert project.get_dataset_api().exists(f"Resources/images/{dataset}/{name}"), name
+
+
+BAD_PARAMETERS = [
+    ("feature", {"dataset": "irs"}, "Unknown dataset 'irs'"),
+    ("feature", {"dataset": "titanic", "source": "/no/such/train.csv"}, "no such file"),
+    ("daily", {"dataset": "iris", "n_rows": -2}, "n_rows=-2 is too small"),
+    ("daily", {"dataset": "titanic", "date": "2026-13-01"}, "date='2026-13-01' is not a date"),
+    ("inference", {"dataset": "iris", "backend": "hopswork"}, "Unknown backend 'hopswork'"),
+]
+
+
+def test_a_bad_parameter_fails_clearly_and_changes_nothing(store):
+    before = {dataset: counts(dataset) for dataset in ("iris", "titanic")}
+
+    def failure(case):
+        stage, parameters, _ = case
+        try:
+            execute(stage, **parameters)
+        except PapermillExecutionError as error:
+            return error
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(BAD_PARAMETERS)) as pool:  # one kernel each, side by side
+        failures = list(pool.map(failure, BAD_PARAMETERS))
+    for (stage, parameters, message), error in zip(BAD_PARAMETERS, failures, strict=True):
+        assert error is not None, (stage, parameters)
+        assert message in error.evalue, (stage, parameters, error.evalue)
+        assert "check_params" in error.source  # it stopped in the checking cell, before any write
+    assert {dataset: counts(dataset) for dataset in ("iris", "titanic")} == before
+
+
+def test_the_feature_stage_twice_leaves_the_same_counts(store):
+    before = counts("titanic")
+    execute("feature", dataset="titanic")
+    assert counts("titanic") == before
+
+
+def test_two_daily_rounds_predict_exactly_the_new_rows_and_never_repredict(store, capsys):
+    first = {dataset: predictions(dataset) for dataset in ("iris", "titanic")}
+    for round_ in (1, 2):  # `make daily`, twice
+        assert runner.main(["daily", "--datasets", "iris", "titanic"]) == 0
+        assert "Run records:" in capsys.readouterr().out
+        for dataset in ("iris", "titanic"):
+            now = predictions(dataset)
+            assert len(now) == len(first[dataset]) + round_
+            assert not now.duplicated(["id", "event_time"]).any()
+            kept = first[dataset].merge(now, on=["id", "event_time"], suffixes=("_before", ""))
+            assert len(kept) == len(first[dataset])  # every earlier prediction is still there, untouched
+            assert (kept.prediction_time_before == kept.prediction_time).all()
+            assert (kept.prediction_before == kept.prediction).all()
+
+
+def test_a_second_training_registers_version_2_and_inference_uses_the_best(store):
+    execute("training", dataset="titanic", test_size=0.3, seed=7)
+    registry = login().get_model_registry()
+    versions = {m.version: m.training_metrics["accuracy"] for m in registry.get_models("titanic_model")}
+    assert set(versions) == {1, 2}
+    before = predictions("titanic")
+    execute("daily", dataset="titanic", n_rows=2)
+    execute("inference", dataset="titanic")
+    used = only_new(predictions("titanic"), before).model_version
+    assert len(used) == 2 and {versions[v] for v in used} == {max(versions.values())}
+
+
+def test_no_record_contains_the_api_key(store):
+    records = [path for path in config.outputs_dir().rglob("*") if path.suffix in (".ipynb", ".html")]
+    assert len(records) > 20
+    leaked = [path for path in records if FAKE_KEY in path.read_text(encoding="utf-8")]
+    assert leaked == []
