@@ -63,8 +63,8 @@ nbtest: setup  ## run the library notebooks' inline tests
 pytest: setup  ## the pytest suite
 	$(BIN)/pytest
 
-serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/
-	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/ (settings: notebooks/apps_server/voila.py)
+	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 --Voila.config_file_paths=notebooks/apps_server
 
 lab: setup  ## JupyterLab on the notebooks, with this venv's kernel
 	$(BIN)/jupyter lab notebooks

@@ -1,0 +1,166 @@
+"""The Voila apps in headless Chromium: time to first render and click-to-result latency.
+
+One Voila server with the `make serve` settings (preheated kernels) serves, side by side, copies of
+the two apps and a trivial notebook (a button and a label), over a temporary store filled by the
+runner with 30 days of predictions. The trivial notebook is the floor: what any Voila page costs on
+this machine in this run.
+
+    python bench/run.py apps
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from serverless_ml import apps
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+RENDERS = 3  # first renders per notebook (each on a freshly preheated kernel)
+CLICKS = 20  # clicks per notebook
+SETTLE_S = 8  # seconds for the kernel pool to refill and preheat between renders
+TIMEOUT_MS = 180_000
+
+TRIVIAL = """import ipywidgets as widgets
+
+count = [0]
+clicks = widgets.HTML('<p class="done">0</p>')
+button = widgets.Button(description="Go")
+
+
+def on_click(_):
+    count[0] += 1
+    clicks.value = f'<p class="done">{count[0]}</p>'
+
+
+button.on_click(on_click)
+widgets.VBox([button, clicks])"""
+
+
+def served_folder(folder: Path) -> Path:
+    "A folder holding copies of the two apps and the trivial notebook."
+    for app in ("predict", "dashboard"):
+        shutil.copy(apps.apps_folder() / f"{app}.ipynb", folder / f"{app}.ipynb")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(TRIVIAL)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(notebook, folder / "trivial.ipynb")
+    return folder
+
+
+def filled_store_env(home: Path) -> dict:
+    "The environment of a temporary store filled by `sml-run run --days 30` (as `make run`)."
+    env = {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"),
+           "SML_BACKEND": "local", "JUPYTER_PREFER_ENV_PATH": "1"}
+    subprocess.run([sys.executable, "-m", "serverless_ml.runner", "run", "--days", "30"], env=env, check=True,
+                   capture_output=True)
+    return env
+
+
+READY = {"trivial": "text=Go", "predict": ".sml-page >> text=Predict", "dashboard": ".sml-counts"}
+
+
+def first_render(browser, url: str, notebook: str) -> float:
+    "Seconds from navigation to the notebook's main widget on screen, in a fresh context."
+    context = browser.new_context()
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(f"{url}/voila/render/{notebook}.ipynb", wait_until="commit")
+    page.locator(READY[notebook]).first.wait_for(timeout=TIMEOUT_MS)
+    elapsed = time.perf_counter() - started
+    context.close()
+    return elapsed
+
+
+def trivial_clicks(page) -> list[float]:
+    "Seconds from a click on Go to the label's update, `CLICKS` times."
+    times = []
+    for n in range(1, CLICKS + 1):
+        started = time.perf_counter()
+        page.get_by_role("button", name="Go").click()
+        page.locator(f"p.done:text-is('{n}')").wait_for(timeout=TIMEOUT_MS)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def predict_clicks(page) -> list[float]:
+    "Seconds from a click on Predict to the prediction on screen, `CLICKS` times with new inputs."
+    times = []
+    for n in range(CLICKS):
+        page.get_by_label("Petal length (cm)").fill(f"{1.2 + 0.25 * n:.2f}")
+        page.locator(".sml-class").first.wait_for(state="detached", timeout=TIMEOUT_MS)
+        started = time.perf_counter()
+        page.get_by_role("button", name="Predict").first.click()
+        page.locator(".sml-class").first.wait_for(timeout=TIMEOUT_MS)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def clicks(browser, url: str, notebook: str) -> list[float]:
+    "Click-to-result latencies in one opened notebook."
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{url}/voila/render/{notebook}.ipynb", wait_until="commit")
+    page.locator(READY[notebook]).first.wait_for(timeout=TIMEOUT_MS)
+    if notebook == "predict":
+        page.get_by_role("button", name="Predict").first.click()
+        page.locator(".sml-class").first.wait_for(timeout=TIMEOUT_MS)
+    times = (predict_clicks if notebook == "predict" else trivial_clicks)(page)
+    context.close()
+    return times
+
+
+def measure(browser, url: str) -> dict:
+    "Median first renders and click latencies, notebooks interleaved so drifts hit them alike."
+    renders = {name: [] for name in READY}
+    time.sleep(SETTLE_S)
+    for _ in range(RENDERS):
+        for name in READY:
+            renders[name].append(first_render(browser, url, name))
+            print(f"   first render of {name}: {renders[name][-1]:.2f} s", file=sys.stderr, flush=True)
+            time.sleep(SETTLE_S)
+    return {"render": {name: statistics.median(values) for name, values in renders.items()},
+            "click": {name: statistics.median(clicks(browser, url, name)) for name in ("trivial", "predict")}}
+
+
+def row(name: str, value: float, floor: float, goal: float | None, what: str) -> dict:
+    "One result row in bench/run.py's format."
+    return {"name": name, "value_s": value, "floor_s": floor, "ratio": value / floor, "goal": goal, "what": what}
+
+
+def run() -> list[dict]:
+    "Measure both apps against the trivial notebook; rows for bench/run.py."
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        env = filled_store_env(scratch)
+        folder = served_folder(Path(tempfile.mkdtemp(dir=scratch)))
+        with apps.running_voila(folder, env=env, log_path=scratch / "voila.log") as url, \
+                sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            figures = measure(browser, url)
+            browser.close()
+    render, click = figures["render"], figures["click"]
+    return [
+        row("app_first_render", render["predict"], render["trivial"], 1.5,
+            f"predictor: navigation to inputs on screen, median of {RENDERS}, vs a trivial Voila notebook"),
+        row("dashboard_first_render", render["dashboard"], render["trivial"], 1.5,
+            f"dashboard (30 days): navigation to figures on screen, median of {RENDERS}, vs a trivial notebook"),
+        row("app_click", click["predict"], click["trivial"], None,
+            f"predictor: Predict click to result, median of {CLICKS}; floor = trivial button-to-label"),
+    ]
+
+
+if __name__ == "__main__":
+    for result in run():
+        print(result)

@@ -1,0 +1,255 @@
+"""The Voila apps' logic without a browser: inputs, checks, the predict callback, the dashboard's data."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import shutil
+
+import nbformat
+import pandas as pd
+import pytest
+
+from serverless_ml import apps, datasets, models, pipelines
+from serverless_ml.store import login
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def train(project, dataset: str) -> None:
+    "The feature and training stages, as notebooks 1 and 2 run them."
+    fs, mr = project.get_feature_store(), project.get_model_registry()
+    pipelines.upsert(pipelines.feature_group(fs, dataset), datasets.load(dataset))
+    view = pipelines.feature_view(fs, dataset)
+    X_train, X_test, y_train, y_test = pipelines.training_data(view, dataset)
+    model = models.train(dataset, X_train, y_train)
+    metrics = models.evaluate(dataset, model, X_train, y_train, X_test, y_test)
+    confusion = models.confusion(dataset, y_test, models.predict(dataset, model, X_test))
+    pipelines.register_model(mr, dataset, model, metrics, confusion, X_train, y_train, view)
+
+
+def daily_and_inference(project, dataset: str, n_days: int, seed: int) -> pd.DataFrame:
+    "The daily and batch-inference stages, as notebooks 3 and 4 run them; returns the new predictions."
+    times = pipelines.check_days(n_days, None)  # one row a day, the last one now
+    pipelines.add_daily_rows(project, dataset, pipelines.daily_rows(dataset, 1, times, seed))
+    model, registered = pipelines.load_model(project.get_model_registry(), dataset)
+    state = pipelines.monitoring_state(project, dataset)
+    rows, uncounted = pipelines.rows_to_predict(project, dataset, state)
+    predictions = pipelines.predict_rows(dataset, model, registered.version, rows)
+    pipelines.log_predictions(project, dataset, predictions, rows, state, uncounted)
+    return predictions
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    "A store folder with both datasets' history and a registered model each, built once per module."
+    home = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SML_HOME", str(home / "store"))
+        patch.setenv("SML_OUTPUTS", str(home / "outputs"))
+        project = login("local")
+        for dataset in datasets.DATASETS:
+            train(project, dataset)
+    return home / "store"
+
+
+@pytest.fixture
+def trained(sml_home, trained_store):
+    "A fresh copy of the trained store as this test's SML_HOME (no predictions yet); its project."
+    shutil.copytree(trained_store, sml_home)
+    return login("local")
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dataset", datasets.DATASETS)
+def test_every_input_has_a_label_with_its_unit_and_a_default_it_accepts(dataset):
+    history = datasets.load(dataset)
+    for spec in apps.input_specs(dataset):
+        name, unit = apps.APP_INPUTS[dataset][spec.name]
+        assert spec.label.startswith(name) and (unit in spec.label), spec
+        assert apps.parse_input(spec, apps.input_widget(spec).value) == spec.default, spec
+        if not spec.choices:
+            assert (spec.low, spec.high) == datasets.spec(dataset).ranges[spec.name]
+            assert spec.default == pytest.approx(history[spec.name].median(), abs=0.5)
+
+
+def test_titanic_inputs_are_the_ones_a_person_knows():
+    labels = [spec.label for spec in apps.input_specs("titanic")]
+    assert labels == ["Passenger class", "Sex", "Age (years)", "Siblings/spouses aboard (people)",
+                      "Parents/children aboard (people)", "Fare, whole ticket (£)", "Port of embarkation"]
+    port = apps.input_specs("titanic")[-1]
+    assert [words for words, _ in port.choices] == ["Southampton", "Cherbourg", "Queenstown"]
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("", "Empty: enter a number from 0.1 to 100 years."),
+    ("old", "'old' is not a number: enter a number from 0.1 to 100 years."),
+    ("inf", "'inf' is not a number"),
+    ("130", "130 is out of range: enter a number from 0.1 to 100 years."),
+    ("-1", "-1 is out of range"),
+])
+def test_a_bad_age_is_refused_with_a_message_saying_what_to_enter(typed, message):
+    age = {spec.name: spec for spec in apps.input_specs("titanic")}["age"]
+    with pytest.raises(apps.InputError, match=re.escape(message)):
+        apps.parse_input(age, typed)
+
+
+def test_app_values_within_bounds_are_accepted_by_the_feature_code():
+    "Every value the app lets through builds a feature row: the app's bounds are the store's."
+    for dataset in datasets.DATASETS:
+        specs = apps.input_specs(dataset)
+        for pick in (0, -1):
+            raw = {s.name: (s.choices[pick][1] if s.choices else str(s.low if pick == 0 else s.high)) for s in specs}
+            values, problems = apps.check_inputs(specs, raw)
+            assert problems == {}
+            assert len(datasets.app_row(dataset, **values)) == 1
+
+
+# ---- predicting ---------------------------------------------------------------------------------
+
+def test_predict_shows_class_probabilities_picture_and_model_like_batch_inference(trained):
+    served = apps.serve_models(datasets.DATASETS)
+    for dataset in datasets.DATASETS:
+        tab = apps.PredictorTab(dataset, served[dataset])
+        tab.button.click()
+        spec = datasets.spec(dataset)
+        values, _ = tab.checked()
+        row = datasets.app_row(dataset, **values)
+        expected = apps.class_name(dataset, models.predict(dataset, served[dataset].estimator, row)[0])
+        assert f'<strong class="sml-class">{expected}</strong>' in tab.result.value
+        assert all(name in tab.result.value for name in spec.class_names)
+        assert f"{dataset}_model version 1 (test accuracy" in tab.result.value
+        assert tab.picture.value.startswith('<img class="sml-picture" alt="Drawing of the')
+        assert "Traceback" not in tab.result.value + tab.status.value
+
+
+def test_prediction_probabilities_sum_to_one_and_the_picture_is_a_png(trained):
+    served = apps.serve_models(("titanic",))["titanic"]
+    values = {"pclass": 1, "sex": "female", "age": 30.0, "sibsp": 0, "parch": 0, "fare": 80.0, "embarked": "Cherbourg"}
+    prediction = apps.predict_one(served, values)
+    assert prediction.class_name in ("Died", "Survived")
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+    assert prediction.picture.startswith(PNG_MAGIC)
+
+
+def test_the_model_is_loaded_once_per_visitor_not_per_click(trained, monkeypatch):
+    loads = []
+    real = pipelines.load_model
+    monkeypatch.setattr(pipelines, "load_model", lambda *args, **kw: loads.append(args[1]) or real(*args, **kw))
+    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+    for typed in ("5.0", "6.1", "7.2"):
+        tab.inputs["petal_length"].value = typed
+        tab.button.click()
+        assert "sml-class" in tab.result.value
+    assert loads == ["iris"]
+
+
+def test_a_bad_input_shows_its_message_and_no_prediction(trained):
+    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+    tab.button.click()
+    assert tab.result.value
+    tab.inputs["sepal_width"].value = "wide"
+    tab.button.click()
+    assert "'wide' is not a number: enter a number from 1.5 to 5 cm." in tab.notes["sepal_width"].value
+    assert tab.result.value == "" and tab.picture.value == ""
+    assert "Fix the 1 input(s) marked in red" in tab.status.value
+
+
+def test_a_failing_prediction_shows_a_sentence_and_logs_the_details(trained, capfd, monkeypatch):
+    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+
+    def broken(*args, **kwargs):
+        raise ValueError("feature mismatch in column petal_width")
+
+    monkeypatch.setattr(models, "predict", broken)
+    tab.button.click()
+    assert "Sorry, this prediction failed" in tab.status.value
+    assert "petal_width" not in tab.status.value and "Traceback" not in tab.status.value
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_without_a_model_the_predictor_says_to_run_make_run(sml_home):
+    served = apps.serve_models(datasets.DATASETS)
+    tab = apps.PredictorTab("titanic", served["titanic"])
+    assert tab.button.disabled and "make run" in tab.status.value
+
+
+# ---- dashboard ----------------------------------------------------------------------------------
+
+def test_dashboard_without_a_model_says_to_run_make_run(sml_home):
+    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert "make run" in tab.notice.value and tab.recent.value == ""
+
+
+def test_dashboard_without_predictions_says_how_to_make_some(trained):
+    tab = apps.DashboardPage([apps.DashboardTab("titanic")]).shown
+    assert "No predictions yet" in tab.notice.value and "make daily" in tab.notice.value
+
+
+def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(trained):
+    first = daily_and_inference(trained, "iris", n_days=4, seed=1)
+    second = daily_and_inference(trained, "iris", n_days=1, seed=2)
+    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert tab.notice.value == ""
+    assert "<b>5</b> predictions" in tab.counts.value and "iris_model version 1" in tab.counts.value
+    shown_ids = [int(i) for i in re.findall(r"<tr><td>[^<]*</td><td>(\d+)</td>", tab.recent.value)]
+    newest_first = pd.concat([first, second]).sort_values(["event_time", "prediction_time"], ascending=False)
+    assert shown_ids == newest_first.id.head(5).tolist()
+    assert "Confusion matrix over the whole history" in tab.pictures["confusion"].value
+    assert "confusion matrix over all predictions" in tab.pictures["confusion"].value
+    for key in ("newest", "confusion", "accuracy"):
+        assert 'src="data:image/png;base64,' in tab.pictures[key].value
+
+
+def test_refresh_shows_predictions_made_after_the_page_opened(trained):
+    daily_and_inference(trained, "titanic", n_days=2, seed=3)
+    tab = apps.DashboardTab("titanic")
+    page = apps.DashboardPage([tab])
+    assert "<b>2</b> predictions" in tab.counts.value
+    later = daily_and_inference(trained, "titanic", n_days=1, seed=4)
+    assert "<b>2</b> predictions" in tab.counts.value
+    page.button.click()
+    assert "<b>3</b> predictions" in tab.counts.value
+    assert f"<td>{later.id.iloc[0]}</td>" in tab.recent.value
+
+
+# ---- serving ------------------------------------------------------------------------------------
+
+class _Config:
+    "A stand-in for traitlets' config object: attribute access creates sections."
+
+    def __getattr__(self, name):
+        section = type("Section", (), {})()
+        setattr(self, name, section)
+        return section
+
+
+def voila_settings() -> dict:
+    "The globals of notebooks/apps_server/voila.py, run with a stand-in for traitlets' config."
+    return runpy.run_path(str(apps.voila_settings_folder() / "voila.py"), init_globals={"get_config": _Config})
+
+
+def test_voila_settings_hide_tracebacks_preheat_and_leave_out_prose():
+    settings = voila_settings()["c"]
+    assert settings.VoilaConfiguration.show_tracebacks is False
+    assert settings.VoilaConfiguration.preheat_kernel is True
+    assert settings.VoilaExporter.exclude_markdown is True
+    assert "log" in settings.VoilaExecutor.cell_error_instruction
+
+
+def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
+    settings = voila_settings()
+    timeout_func, limit = settings["c"].VoilaExecutor.timeout_func, settings["CELL_TIMEOUT"]
+    for app in ("predict", "dashboard"):
+        cells = [c for c in nbformat.read(apps.apps_folder() / f"{app}.ipynb", as_version=4).cells
+                 if c.cell_type == "code"]
+        limits = [timeout_func(cell) for cell in cells]
+        assert limits.count(None) == 1 and "wait_for_request()" in cells[limits.index(None)].source
+        assert set(limits) == {None, limit} and 0 < limit <= 300
+
+
+def test_only_the_apps_are_in_the_served_folder():
+    served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
+    assert served == ["dashboard.ipynb", "predict.ipynb"]
+    assert apps.voila_command(8866)[1] == str(apps.apps_folder())

@@ -1,0 +1,236 @@
+"""The Voila apps in headless Chromium, as a visitor uses them.
+
+A real `voila` server (the `make serve` command and settings) runs on a free port on 127.0.0.1
+over a temporary store filled by the pipelines' stage functions (the calls the stage notebooks
+make; see test_apps.py). Playwright drives Debian's /usr/bin/chromium. Screenshots go to
+outputs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_apps import daily_and_inference, train
+
+from serverless_ml import apps
+from serverless_ml.config import outputs_dir
+from serverless_ml.store import login
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+SCREENSHOTS = outputs_dir() / "screenshots"
+RENDER_TIMEOUT_MS = 120_000  # first render on a busy 2-core machine
+CLICK_TIMEOUT_MS = 60_000
+
+
+def require_chromium() -> None:
+    "Skip (or, with CI=true, fail) when Debian's Chromium is not installed."
+    if CHROMIUM.is_file():
+        return
+    message = (f"No browser at {CHROMIUM}: install Chromium with `sudo apt-get install chromium` "
+               "(Debian/Ubuntu) to run the browser tests.")
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " CI=true: the browser tests must run, not skip.")
+    pytest.skip(message)
+
+
+def in_store(env: dict, stage, *args):
+    "Run a pipelines stage helper in this process against the store of `env`, leaving os.environ as it was."
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("SML_HOME", "SML_OUTPUTS", "SML_BACKEND"):
+            patch.setenv(name, env[name])
+        return stage(login("local"), *args)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    "Headless Chromium with a fresh temporary profile (Playwright makes one per launch)."
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def store_env(browser, tmp_path_factory) -> dict:
+    "The environment of a temporary store filled by the pipelines' stage functions: both models, 3 days of predictions."
+    home = tmp_path_factory.mktemp("apps")
+    env = {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"), "SML_BACKEND": "local"}
+    for dataset in ("iris", "titanic"):
+        in_store(env, train, dataset)
+        in_store(env, daily_and_inference, dataset, 3, 7)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(store_env, tmp_path_factory):
+    "The apps served by a real Voila server with the `make serve` settings; yields its base URL."
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    with apps.running_voila(env=store_env, log_path=log) as url:
+        yield url
+
+
+def open_app(browser, server: str, app: str):
+    "A fresh browser context (no cookies or storage from elsewhere) with `app` open, its tabs on screen."
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(CLICK_TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server + apps.APPS_URL_PATH.format(app=app), wait_until="commit")
+    page.get_by_role("tab", name="Titanic").wait_for(timeout=RENDER_TIMEOUT_MS)
+    return context, page
+
+
+@pytest.fixture(scope="module")
+def predictor(browser, server):
+    "The predictor, opened once for this module's tests (each test picks its tab and sets every input it uses)."
+    context, page = open_app(browser, server, "predict")
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser, server):
+    "The dashboard, opened once for this module's tests."
+    context, page = open_app(browser, server, "dashboard")
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> Path:
+    "Save a screenshot of the whole app for a person to look at (Voila scrolls inside the page, so grow it)."
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    height = page.evaluate("document.querySelector('.sml-page').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    return path
+
+
+def no_traceback(page) -> None:
+    "Neither a traceback nor a raw exception name is visible."
+    text = page.inner_text("body")
+    for sign in ("Traceback", "Error:", "ExecutionError", "Exception"):
+        assert sign not in text, f"{sign!r} visible on the page:\n{text[:2000]}"
+
+
+def test_iris_prediction_from_typed_measurements(predictor):
+    page = predictor
+    page.get_by_role("tab", name="Iris").click()
+    page.get_by_label("Sepal length (cm)").fill("5.1")
+    page.get_by_label("Sepal width (cm)").fill("3.5")
+    page.get_by_label("Petal length (cm)").fill("1.4")
+    page.get_by_label("Petal width (cm)").fill("0.2")
+    page.get_by_role("button", name="Predict").click()
+    verdict = page.locator(".sml-class:visible")
+    verdict.wait_for()
+    assert verdict.inner_text() == "Setosa"
+    result = page.locator(".sml-result:visible").inner_text()
+    assert "Versicolor" in result and "Virginica" in result and "%" in result
+    assert "iris_model version 1 (test accuracy" in result
+    picture = page.get_by_alt_text("Drawing of the iris input, predicted Setosa")
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    no_traceback(page)
+    shot(page, "predict_iris")
+
+
+def test_titanic_prediction_from_chosen_details(predictor):
+    page = predictor
+    page.get_by_role("tab", name="Titanic").click()
+    page.get_by_label("Passenger class").select_option(label="1st class")
+    page.get_by_label("Sex").select_option(label="female")
+    page.get_by_label("Age (years)").fill("29")
+    page.get_by_label("Siblings/spouses aboard (people)").fill("0")
+    page.get_by_label("Parents/children aboard (people)").fill("0")
+    page.get_by_label("Fare, whole ticket (£)").fill("211.34")
+    page.get_by_label("Port of embarkation").select_option(label="Cherbourg")
+    page.get_by_role("button", name="Predict").click()
+    verdict = page.locator(".sml-class:visible")
+    verdict.wait_for()
+    assert verdict.inner_text() in ("Survived", "Died")
+    result = page.locator(".sml-result:visible").inner_text()
+    assert "Died" in result and "Survived" in result and "titanic_model version 1" in result
+    picture = page.get_by_alt_text(f"Drawing of the titanic input, predicted {verdict.inner_text()}")
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    no_traceback(page)
+    shot(page, "predict_titanic")
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("", "Empty: enter a number from 0.05 to 3.5 cm."),
+    ("thin", "'thin' is not a number: enter a number from 0.05 to 3.5 cm."),
+    ("42", "42 is out of range: enter a number from 0.05 to 3.5 cm."),
+])
+def test_a_bad_input_shows_its_message_and_no_prediction(predictor, typed, message):
+    page = predictor
+    page.get_by_role("tab", name="Iris").click()
+    page.get_by_label("Petal width (cm)").fill("0.2")
+    page.get_by_role("button", name="Predict").click()
+    page.locator(".sml-class:visible").wait_for()
+    page.get_by_label("Petal width (cm)").fill(typed)
+    page.get_by_role("button", name="Predict").click()
+    page.get_by_text(message).wait_for()
+    page.get_by_text("Fix the 1 input(s) marked in red, then press Predict.").wait_for()
+    assert page.locator(".sml-class:visible").count() == 0 and page.locator(".sml-picture:visible").count() == 0
+    no_traceback(page)
+    if typed == "thin":
+        shot(page, "predict_invalid_input")
+
+
+def test_dashboard_shows_pictures_table_and_confusion_matrix(dashboard):
+    page = dashboard
+    page.get_by_role("tab", name="Iris").click()
+    page.locator(".sml-counts:visible").wait_for()
+    text = page.inner_text("body")  # what is visible: the Iris tab
+    assert "3 predictions" in text
+    assert "Confusion matrix over the whole history" in text
+    assert "The 5 most recent predictions, newest first" in text
+    table = page.get_by_role("table", name="Most recent predictions")
+    assert table.locator("tbody tr").count() == 3  # 3 days of one flower each
+    for alt in ("Drawing of the newest flower, predicted and actual class",
+                "Iris confusion matrix over all predictions", "Iris accuracy of the predictions over time"):
+        assert page.get_by_alt_text(alt).evaluate("img => img.complete && img.naturalWidth > 100"), alt
+    no_traceback(page)
+    shot(page, "dashboard_iris")
+    page.get_by_role("tab", name="Titanic").click()
+    page.get_by_alt_text("Titanic confusion matrix over all predictions").wait_for()
+    no_traceback(page)
+    shot(page, "dashboard_titanic")
+
+
+def test_a_prediction_made_after_the_page_opened_appears_after_refresh(dashboard, store_env):
+    page = dashboard
+    page.get_by_role("tab", name="Iris").click()
+    counts = page.locator(".sml-counts:visible")
+    before = counts.inner_text()
+    new = in_store(store_env, daily_and_inference, "iris", 1, 8)
+    assert counts.inner_text() == before
+    page.get_by_role("button", name="Refresh").click()
+    page.wait_for_function("before => document.querySelector('.sml-counts').innerText !== before", arg=before)
+    assert int(counts.inner_text().split()[0]) == int(before.split()[0]) + 1
+    newest = page.get_by_role("table", name="Most recent predictions").locator("tbody tr").first
+    assert str(new.id.iloc[0]) in newest.inner_text()
+    no_traceback(page)
+
+
+def test_pipeline_notebooks_and_sources_are_unreachable(server):
+    for path in ("/voila/render/1_feature_pipeline.ipynb", "/voila/render/../1_feature_pipeline.ipynb",
+                 "/voila/render/%2E%2E/1_feature_pipeline.ipynb", "/voila/files/predict.ipynb",
+                 "/voila/files/../apps_server/voila.py", "/voila/render/../lib/08_apps.ipynb",
+                 "/voila/tree/..", "/api/contents/"):
+        try:
+            with urllib.request.urlopen(server + path, timeout=30) as answer:
+                body = answer.read().decode("utf-8", "replace")
+                assert "1_feature_pipeline" not in body and "wait_for_request" not in body, path
+        except urllib.error.HTTPError as refused:
+            assert refused.code in (403, 404), (path, refused.code)
