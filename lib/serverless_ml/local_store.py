@@ -250,7 +250,7 @@ def _schema_errors(features: list[Feature], types: dict[str, str]) -> list[str]:
 # %% ../../notebooks/lib/01b_local_store.ipynb #a2a7a777
 def _drop_duplicate_keys(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     "`df` with one row per key, the last one winning, as an upsert inside one insert does."
-    if not key:
+    if not key or (key[0] in df.columns and df[key[0]].is_unique):  # a unique first key column: no duplicate keys
         return df
     duplicated = df.duplicated(subset=key, keep="last")
     return df[~duplicated] if duplicated.any() else df
@@ -323,12 +323,14 @@ def _catalog_row(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dic
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
 
-def _group_from_row(row: dict, suite: ExpectationSuite | None = None) -> LocalFeatureGroup:
+def _group_from_row(row: dict, suite: ExpectationSuite | None = None,
+                    parse_suite: bool = True,  # False when only keys and features are needed (parsing costs ~0.1 s)
+                    ) -> LocalFeatureGroup:
     "A feature group from its catalog entry; `suite` (when given) replaces the stored expectations."
-    stored = suite_from_json(row["expectation_suite"]) if row["expectation_suite"] else None
+    if suite is None and parse_suite and row["expectation_suite"]:
+        suite = suite_from_json(row["expectation_suite"])
     return LocalFeatureGroup(row["name"], row["version"], row["description"], json.loads(row["primary_key"]),
-                             row["event_time"], row["online_enabled"], suite or stored,
-                             _features_from_json(row["features"]))
+                             row["event_time"], row["online_enabled"], suite, _features_from_json(row["features"]))
 
 def _read_catalog_row(name: str, version: int) -> dict | None:
     "The catalog entry of a feature group, from a short read-only connection."
@@ -341,7 +343,7 @@ def _loaded_features(self) -> list[Feature] | None:
     if self._features is None:
         row = _read_catalog_row(self.name, self.version)
         if row is not None:
-            stored = _group_from_row(row)
+            stored = _group_from_row(row, parse_suite=False)
             self.primary_key, self.event_time, self._features = stored.primary_key, stored.event_time, stored.features
     return self._features
 

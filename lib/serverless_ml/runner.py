@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -68,9 +70,19 @@ def plan(command: str,  # run, daily or backfill
     return setup + (rounds if days > 0 else [])
 
 # %% ../../notebooks/lib/07_runner.ipynb #59f5a408
+_EXPORTER_LOCK = threading.Lock()  # the datasets' threads share one exporter, one notebook at a time
+
+
+@lru_cache(maxsize=1)
+def _html_exporter() -> HTMLExporter:
+    "One HTML exporter for the process: building one loads its templates (~0.5 s), reusing it does not."
+    return HTMLExporter()
+
+
 def save_html(notebook: Path) -> Path:
     "Render the executed `notebook` to an HTML copy beside it."
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    with _EXPORTER_LOCK:
+        body, _ = _html_exporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
