@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -94,3 +95,25 @@ def test_the_module_runs_as_a_script():
     out = subprocess.run([sys.executable, "-m", "serverless_ml.runner", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "run,daily,backfill" in out and "--datasets" in out
+
+
+def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys):
+    # Over TCP, a port picked for one dataset's kernel could be taken before the kernel bound it, and the
+    # kernel died with "Address already in use" (seen in CI). Stage kernels use Unix sockets instead.
+    code = ('from ipykernel import get_connection_info\nimport json\n'
+            'info = json.loads(get_connection_info())\nprint("endpoint", info["transport"], info["ip"])')
+    for stage in ("daily", "inference"):
+        stand_in(stages, stage, code)
+    assert runner.main(["daily", "--datasets", "iris", "titanic"]) == 0
+    [stamp] = [p.name for p in config.runs_dir().iterdir()]
+    endpoints = set()
+    for dataset in ("iris", "titanic"):
+        for notebook in sorted(config.run_dir(stamp, dataset).glob("*.ipynb")):
+            [line] = [line for line in nbformat.read(notebook, as_version=4).cells[-1].outputs[0]["text"].splitlines()
+                      if line.startswith("endpoint")]
+            _, transport, prefix = line.split(" ", 2)
+            assert transport == "ipc", notebook
+            endpoints.add(prefix)
+    assert len(endpoints) == 4  # one socket prefix per kernel, never shared
+    for prefix in endpoints:  # the socket files are gone once the kernel has shut down
+        assert not list(Path(prefix).parent.glob(Path(prefix).name + "-*")), prefix

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,14 +18,16 @@ from pathlib import Path
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
+from traitlets import default
 
 from .config import project_root, run_dir, run_stamp, runs_dir
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'save_html', 'execute', 'ChainResult',
-           'failure_message', 'run_chain', 'run_all', 'report', 'parse_args', 'main']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'save_html', 'IPCKernelManager',
+           'execute', 'ChainResult', 'failure_message', 'run_chain', 'run_all', 'report', 'parse_args', 'main']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -87,6 +91,18 @@ def save_html(notebook: Path) -> Path:
     html.write_text(body, encoding="utf-8")
     return html
 
+# %% ../../notebooks/lib/07_runner.ipynb #5a0f8eb3
+class IPCKernelManager(AsyncKernelManager):
+    "A kernel manager whose kernels listen on Unix sockets under a unique temporary name, not TCP ports."
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:  # with ipc, `ip` is the sockets' path prefix
+        return str(Path(tempfile.gettempdir()) / f"sml-kernel-{uuid.uuid4().hex[:12]}")
+
 # %% ../../notebooks/lib/07_runner.ipynb #db5cae3e
 def execute(step: Step,  # the stage and its parameters
             out_dir: Path,  # where the executed notebook and its HTML copy go
@@ -100,7 +116,8 @@ def execute(step: Step,  # the stage and its parameters
     bar = {"desc": f"{label or step.parameters.get('dataset', '')} {step.stage}".strip(), "position": position}
     try:
         papermill.execute_notebook(str(source), str(output), parameters=step.parameters, kernel_name=KERNEL,
-                                   cwd=str(source.parent), progress_bar=bar)
+                                   kernel_manager_class=IPCKernelManager, cwd=str(source.parent),
+                                   progress_bar=bar)
     finally:
         if output.exists():
             save_html(output)
