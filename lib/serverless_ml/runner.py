@@ -26,8 +26,9 @@ from traitlets import default
 from .config import project_root, run_dir, run_stamp, runs_dir
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'save_html', 'IPCKernelManager',
-           'execute', 'ChainResult', 'failure_message', 'run_chain', 'run_all', 'report', 'parse_args', 'main']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'warm_html_exporter', 'save_html',
+           'IPCKernelManager', 'execute', 'ChainResult', 'failure_message', 'run_chain', 'run_all', 'report',
+           'parse_args', 'main']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -81,6 +82,12 @@ _EXPORTER_LOCK = threading.Lock()  # the datasets' threads share one exporter, o
 def _html_exporter() -> HTMLExporter:
     "One HTML exporter for the process: building one loads its templates (~0.5 s), reusing it does not."
     return HTMLExporter()
+
+
+def warm_html_exporter() -> None:
+    "Build the exporter and compile its templates, off the stages' path: run it in a thread while kernels start."
+    with _EXPORTER_LOCK:
+        _html_exporter().from_notebook_node(nbformat.v4.new_notebook())
 
 
 def save_html(notebook: Path) -> Path:
@@ -178,6 +185,7 @@ def run_all(command: str,  # run, daily or backfill
             ) -> list[ChainResult]:
     "Run `command` for every dataset in parallel (stages in order within each); one result per dataset."
     stamp = stamp or run_stamp()
+    threading.Thread(target=warm_html_exporter, daemon=True).start()  # ready when the first stage ends
     with ThreadPoolExecutor(max_workers=max(1, len(datasets))) as pool:
         futures = [pool.submit(run_chain, dataset, plan(command, dataset, days), stamp, position, folder)
                    for position, dataset in enumerate(datasets)]
