@@ -6,6 +6,8 @@ build on that store. Every papermill execution starts a kernel, so each test run
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -134,6 +136,38 @@ def test_two_daily_rounds_predict_exactly_the_new_rows_and_never_repredict(store
             assert len(kept) == len(first[dataset])  # every earlier prediction is still there, untouched
             assert (kept.prediction_time_before == kept.prediction_time).all()
             assert (kept.prediction_before == kept.prediction).all()
+
+
+def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clearly(store, monkeypatch):
+    # The monitoring state is read, changed and written whole: a second run changing it at the same time
+    # would lose the first run's change. So the daily and inference stages hold the dataset's lock.
+    before = counts("iris")
+    monkeypatch.setenv("SML_LOCK_TIMEOUT", "1")
+    with pipelines.monitoring_lock("iris"):  # another run of iris, part-way through
+        for stage, parameters in (("daily", {"n_rows": 2}), ("inference", {})):
+            with pytest.raises(PapermillExecutionError, match="still holds") as failed:
+                execute(stage, dataset="iris", **parameters)
+            assert "SML_LOCK_TIMEOUT" in failed.value.evalue
+        assert counts("iris") == before  # no row, prediction, state or picture changed
+        execute("daily", dataset="titanic", n_rows=1)  # another dataset never waits
+    execute("daily", dataset="iris", n_rows=2)  # once free, both stages run
+    execute("inference", dataset="iris")
+    assert counts("iris")["predictions"] == before["predictions"] + 2
+
+
+def test_a_killed_holder_frees_the_lock(sml_home):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from serverless_ml import pipelines\n"
+                               "held = pipelines.acquire_monitoring_lock('iris'); print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(pipelines.MonitoringBusyError, match="iris"):
+            pipelines.acquire_monitoring_lock("iris", timeout=0.2)
+    finally:
+        holder.kill()  # SIGKILL: no chance to release
+        holder.wait()
+    pipelines.acquire_monitoring_lock("iris", timeout=5).release()
 
 
 def test_a_second_training_registers_version_2_and_inference_uses_the_best(store):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,9 +16,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from . import models, pictures, synthetic
-from .config import backend_name, project_root
+from .config import backend_name, lock_timeout, project_root, store_home
 from .datasets import DATASETS, HISTORICAL_TIME, load, schema, spec
 from .local_registry import LocalModelRegistry
 from .store import ModelSchema, Schema, expectation_suite
@@ -27,8 +29,9 @@ __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION
            'IMAGES', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date', 'check_source',
            'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group', 'class_balance',
            'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model', 'compare_models',
-           'daily_rows', 'empty_state', 'read_state', 'write_state', 'load_model', 'predictions_group',
-           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
+           'daily_rows', 'empty_state', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
+           'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group', 'rows_to_predict',
+           'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
            'monitoring_from_state', 'rebuild_state', 'monitoring_state', 'monitoring_data', 'mark_pending',
            'add_daily_rows', 'monitoring_images', 'upload_images']
 
@@ -286,6 +289,42 @@ def write_state(dataset_api, dataset: str, state: dict) -> None:
         local.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
         dataset_api.upload(str(local), state_folder(dataset), overwrite=True)
 
+# %% ../../notebooks/lib/06_pipelines.ipynb #57e9ca8a
+class MonitoringBusyError(TimeoutError):
+    "Another run held a dataset's monitoring lock for longer than `SML_LOCK_TIMEOUT`."
+
+
+def lock_path(dataset: str) -> Path:
+    "The file whose lock guards `dataset`'s monitoring state on this machine."
+    return store_home() / "locks" / f"{dataset}.lock"
+
+
+def acquire_monitoring_lock(dataset: str,  # iris or titanic
+                            timeout: float | None = None,  # seconds to wait; None means `SML_LOCK_TIMEOUT`
+                            ) -> FileLock:
+    "Hold `dataset`'s monitoring lock, waiting up to `timeout`; `release()` it when done."
+    path = lock_path(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock, wait = FileLock(path), lock_timeout() if timeout is None else timeout
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        raise MonitoringBusyError(
+            f"Another batch inference or daily run for {dataset} still holds {path} after {wait:g} s. Let it "
+            "finish (a JupyterLab kernel part-way through 4_batch_inference_pipeline.ipynb holds it until its "
+            "last cell or a kernel restart), or raise SML_LOCK_TIMEOUT (seconds).") from None
+    return lock
+
+
+@contextmanager
+def monitoring_lock(dataset: str, timeout: float | None = None):
+    "`acquire_monitoring_lock` for a `with` block: released at its end."
+    lock = acquire_monitoring_lock(dataset, timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
 # %% ../../notebooks/lib/06_pipelines.ipynb #e221d389
 def _utc(value) -> pd.Timestamp | None:
     "A stored time (ISO text or Timestamp) as a UTC Timestamp, None for None."
@@ -531,8 +570,9 @@ def mark_pending(project, dataset: str, rows: pd.DataFrame) -> bool:
 # %% ../../notebooks/lib/06_pipelines.ipynb #07be25b4
 def add_daily_rows(project, dataset: str, rows: pd.DataFrame) -> int:
     "Upsert new daily `rows` into the feature group (STRICT validation), marking old ones for inference."
-    mark_pending(project, dataset, rows)
-    return upsert(feature_group(project.get_feature_store(), dataset), rows)
+    with monitoring_lock(dataset):  # no inference run may read the state between the mark and the insert
+        mark_pending(project, dataset, rows)
+        return upsert(feature_group(project.get_feature_store(), dataset), rows)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #952ce313
 IMAGES = ("latest_prediction.png", "recent_predictions.png", "confusion_matrix.png", "accuracy_over_time.png")
