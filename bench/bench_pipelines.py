@@ -278,7 +278,7 @@ def small_history(folder: Path) -> None:
                                   rows, state, uncounted)
 
 
-def incremental(small: Path, large: Path, repeats: int = 2) -> list[dict]:
+def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
     "One `sml-run daily --datasets iris` round on each store, interleaved `repeats` times: time and peak RSS."
     runs = {"small": [], "large": []}
     order = (("small", small), ("large", large))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,11 +64,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def settle(below: float = 1.5, at_most: float = 90.0) -> None:
+    """Wait (up to `at_most` seconds) for the 1-minute load average to fall below `below`: the last module's
+    servers and browsers are gone, but their load would still skew the next module's first ratios."""
+    deadline = time.monotonic() + at_most
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def main(argv: list[str]) -> int:
     rows = []
-    for path in selected(argv):
+    for number, path in enumerate(selected(argv)):
+        if number:
+            settle()
         started = time.perf_counter()
-        print(f"== {path.name}", flush=True)
+        print(f"== {path.name} (load average {os.getloadavg()[0]:.1f})", flush=True)
         for row in load(path).run():
             missing = set(FIELDS) - set(row)
             if missing:
