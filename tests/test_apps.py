@@ -202,6 +202,24 @@ def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(train
         assert 'src="data:image/png;base64,' in tab.pictures[key].value
 
 
+def test_dashboard_shows_the_uploaded_pictures_only_while_they_show_the_current_state(trained, monkeypatch):
+    daily_and_inference(trained, "iris", n_days=3, seed=5)
+    view = pipelines.monitoring_data(trained, "iris")
+    uploaded = pipelines.monitoring_images(view)
+    pipelines.upload_images(trained.get_dataset_api(), "iris", uploaded, stamp=view.stamp)  # as notebook 4 does
+    drawn = []
+    real = apps.monitoring_pictures
+    monkeypatch.setattr(apps, "monitoring_pictures", lambda view: drawn.append(view) or real(view))
+    data = apps.read_dashboard("iris", trained)
+    assert drawn == []  # nothing drawn: the uploaded files were shown
+    assert {key: data.pictures[key] for key in apps.PICTURE_FILES} == {
+        key: uploaded[name] for key, name in apps.PICTURE_FILES.items()}
+    daily_and_inference(trained, "iris", n_days=1, seed=6)  # logged, pictures not uploaded yet
+    data = apps.read_dashboard("iris", trained)
+    assert len(drawn) == 1 and drawn[0].n_predictions == 4  # stale files are never shown: drawn anew
+    assert sorted(data.pictures) == sorted(apps.PICTURE_FILES)
+
+
 def test_refresh_shows_predictions_made_after_the_page_opened(trained):
     daily_and_inference(trained, "titanic", n_days=2, seed=3)
     tab = apps.DashboardTab("titanic")
@@ -253,3 +271,24 @@ def test_only_the_apps_are_in_the_served_folder():
     served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
     assert served == ["dashboard.ipynb", "predict.ipynb"]
     assert apps.voila_command(8866)[1] == str(apps.apps_folder())
+
+
+def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypatch):
+    # A port found free can be taken by another process before Voila binds it; the server then exits at once.
+    import socket
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken, free = squatter.getsockname()[1], apps.free_port()
+    ports = iter([taken, free])
+    monkeypatch.setattr(apps, "free_port", lambda: next(ports))
+    (tmp_path / "hello.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("hello")])))
+    log = tmp_path / "voila.log"
+    try:
+        with apps.running_voila(tmp_path, log_path=log) as url:
+            assert url == f"http://127.0.0.1:{free}"
+            assert apps._answers(url + "/voila/")
+    finally:
+        squatter.close()
+    assert "is already in use" in log.read_text()  # the first attempt met the squatter and exited

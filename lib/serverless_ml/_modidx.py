@@ -596,6 +596,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.upload_images': ( 'lib/pipelines.html#upload_images',
                                                                                     'serverless_ml/pipelines.py'),
+                                         'serverless_ml.pipelines.uploaded_images': ( 'lib/pipelines.html#uploaded_images',
+                                                                                      'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.upsert': ('lib/pipelines.html#upsert', 'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.write_state': ( 'lib/pipelines.html#write_state',
                                                                                   'serverless_ml/pipelines.py')},

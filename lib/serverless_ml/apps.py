@@ -32,13 +32,14 @@ from .config import backend_name, project_root
 
 # %% auto #0
 __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS',
-           'RECENT_COLUMNS', 'SECTIONS', 'APPS_URL_PATH', 'InputSpec', 'input_spec', 'input_specs', 'InputError',
-           'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html', 'ServedModel',
-           'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction', 'class_name',
-           'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html', 'PredictorTab',
-           'app_page', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html', 'section_html',
-           'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater', 'read_stamp',
-           'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command', 'free_port', 'running_voila']
+           'RECENT_COLUMNS', 'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec', 'input_spec',
+           'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget',
+           'hint_html', 'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models',
+           'Prediction', 'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html',
+           'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html',
+           'counts_html', 'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab',
+           'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
+           'free_port', 'running_voila']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -506,7 +507,12 @@ def monitoring_pictures(view) -> dict:
     return drawn
 
 
-def dashboard_data(dataset: str, view, entry) -> DashboardData:
+PICTURE_FILES = {"newest": pipelines.IMAGES[0], "confusion": pipelines.IMAGES[2], "accuracy": pipelines.IMAGES[3]}
+
+
+def dashboard_data(dataset: str, view, entry,
+                   drawn: dict | None = None,  # the pictures, already made; drawn from `view` when None
+                   ) -> DashboardData:
     "What the tab shows, from the monitoring `view` and the best registry `entry` (None when no model)."
     if entry is None:
         return DashboardData(dataset)
@@ -516,15 +522,17 @@ def dashboard_data(dataset: str, view, entry) -> DashboardData:
         return DashboardData(dataset, model)
     counts = {"predictions": view.n_predictions, "correct": int(view.accuracy.correct.sum()),
               "accuracy over the whole history": _percent(view.overall_accuracy), "days": len(view.accuracy)}
-    return DashboardData(dataset, model, counts, view.recent.head(pipelines.RECENT), monitoring_pictures(view))
+    return DashboardData(dataset, model, counts, view.recent.head(pipelines.RECENT), drawn or monitoring_pictures(view))
 
 
 def read_dashboard(dataset: str, project=None) -> DashboardData:
-    "Read `dataset`'s monitoring data from the store (the configured one when `project` is None)."
+    "Read `dataset`'s monitoring data from the store; the pictures are the uploaded ones when they show this state."
     project = project or store_project()
     entry = pipelines.best_model(project.get_model_registry(), dataset)
     view = pipelines.monitoring_data(project, dataset) if entry is not None else None
-    return dashboard_data(dataset, view, entry)
+    uploaded = pipelines.uploaded_images(project.get_dataset_api(), dataset, view.stamp) if view else None
+    drawn = {key: uploaded[name] for key, name in PICTURE_FILES.items()} if uploaded else None
+    return dashboard_data(dataset, view, entry, drawn)
 
 # %% ../../notebooks/lib/08_apps.ipynb #881fc9f1
 SECTIONS = {  # picture key -> (heading, alt text) of the dashboard's pictures
@@ -693,6 +701,9 @@ def _answers(url: str) -> bool:
         return False
 
 # %% ../../notebooks/lib/08_apps.ipynb #7d564ee8
+PORT_ATTEMPTS = 3  # a server that loses its port to another process is retried on a new one
+
+
 @contextmanager
 def running_voila(folder: Path | None = None,  # the served folder; `apps_folder()` when None
                   env: dict | None = None,  # environment of the server and its kernels; this one when None
@@ -700,19 +711,28 @@ def running_voila(folder: Path | None = None,  # the served folder; `apps_folder
                   timeout: float = 60,  # seconds to wait for the server to answer
                   ):
     "A `voila_command` server on a free port for the length of a `with` block; yields its base URL."
-    port = free_port()
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    server = subprocess.Popen(voila_command(port, folder), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
     try:
-        deadline = time.monotonic() + timeout
-        while not _answers(url + "/voila/"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Voila did not start on {url} (exit code {server.poll()}); see {log_path or 'its log'}.")
-            time.sleep(0.2)
-        yield url
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port()  # free now; another process may still take it before Voila binds it
+            # Voila would move to the next port on its own, where we would not look: make it exit instead
+            command = voila_command(port, folder) + ["--Voila.port_retries=0"]
+            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}"
+            while server.poll() is None and not _answers(url + "/voila/") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if server.poll() is None and _answers(url + "/voila/"):
+                break
+            _stop(server)
+            if attempt == PORT_ATTEMPTS or time.monotonic() >= deadline:
+                raise RuntimeError(f"Voila did not start on {url} (exit code {server.poll()}); "
+                                   f"see {log_path or 'its log'}.")
+        try:
+            yield url
+        finally:
+            _stop(server)
     finally:
-        _stop(server)
         if log_path:
             log.close()
 

@@ -26,14 +26,14 @@ from .store import ModelSchema, Schema, expectation_suite
 
 # %% auto #0
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS',
-           'IMAGES', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date', 'check_source',
-           'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group', 'class_balance',
-           'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model', 'compare_models',
-           'daily_rows', 'empty_state', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
-           'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group', 'rows_to_predict',
-           'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
+           'IMAGES', 'IMAGES_MANIFEST', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date',
+           'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group',
+           'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model',
+           'compare_models', 'daily_rows', 'empty_state', 'read_state', 'write_state', 'MonitoringBusyError',
+           'lock_path', 'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group',
+           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
            'monitoring_from_state', 'rebuild_state', 'monitoring_state', 'monitoring_data', 'mark_pending',
-           'add_daily_rows', 'monitoring_images', 'upload_images']
+           'add_daily_rows', 'monitoring_images', 'upload_images', 'uploaded_images']
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #332c2d04
 FEATURE_GROUP_VERSION = 1
@@ -493,6 +493,7 @@ class Monitoring:
     confusion: pd.DataFrame  # rows: true class, columns: predicted class (names), over the whole history
     accuracy: pd.DataFrame  # per day: day, predictions, correct, accuracy
     newest: dict | None  # the newest predicted row: features, label, prediction
+    stamp: str | None = None  # the state's last prediction time: the pictures drawn from this state carry it
 
     @property
     def n_predictions(self) -> int:
@@ -528,7 +529,8 @@ def monitoring_from_state(dataset: str, state: dict) -> Monitoring:
     recent = pd.DataFrame(state["recent"], columns=PREDICTION_COLUMNS)
     recent = recent.assign(event_time=_utc_column(recent.event_time),
                            prediction_time=_utc_column(recent.prediction_time))
-    return Monitoring(dataset, recent, _confusion(dataset, counts), _accuracy(counts), state["newest"])
+    return Monitoring(dataset, recent, _confusion(dataset, counts), _accuracy(counts), state["newest"],
+                      state["last_prediction_time"])
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #82dff3c4
 def rebuild_state(project, dataset: str, save: bool = True) -> dict:
@@ -592,11 +594,36 @@ def monitoring_images(view: Monitoring) -> dict[str, bytes]:
     }
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #64e9e592
-def upload_images(dataset_api, dataset: str, images: dict[str, bytes]) -> list[str]:
-    "Upload the monitoring `images` to `Resources/images/<dataset>/`, replacing older ones."
+IMAGES_MANIFEST = "images.json"  # beside the pictures: the stamp of the state they were drawn from
+
+
+def upload_images(dataset_api, dataset: str, images: dict[str, bytes],
+                  stamp: str | None = None,  # the state's `last_prediction_time`, recorded after the pictures
+                  ) -> list[str]:
+    "Upload the monitoring `images` to `Resources/images/<dataset>/`, replacing older ones; returns their paths."
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for name, png in images.items():
             (Path(folder) / name).write_bytes(png)
             paths.append(dataset_api.upload(str(Path(folder) / name), images_folder(dataset), overwrite=True))
+        if stamp is not None and images:
+            manifest = Path(folder) / IMAGES_MANIFEST
+            manifest.write_text(json.dumps({"stamp": stamp, "files": sorted(images)}), encoding="utf-8")
+            dataset_api.upload(str(manifest), images_folder(dataset), overwrite=True)
         return paths
+
+
+def uploaded_images(dataset_api, dataset: str, stamp: str | None) -> dict[str, bytes] | None:
+    "The uploaded monitoring pictures if they were drawn from the state stamped `stamp`, else None (draw them)."
+    remote = f"{images_folder(dataset)}/{IMAGES_MANIFEST}"
+    if stamp is None or not dataset_api.exists(remote):
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = json.loads(Path(dataset_api.download(remote, local_path=folder, overwrite=True)).read_text())
+        if manifest.get("stamp") != stamp or sorted(manifest.get("files", [])) != sorted(IMAGES):
+            return None
+        try:
+            return {name: Path(dataset_api.download(f"{images_folder(dataset)}/{name}", local_path=folder,
+                                                    overwrite=True)).read_bytes() for name in IMAGES}
+        except Exception:  # a picture removed or being replaced: drawing it is always possible
+            return None
