@@ -9,6 +9,7 @@ import shutil
 import nbformat
 import pandas as pd
 import pytest
+from conftest import use_local_store
 
 from serverless_ml import apps, datasets, models, pipelines
 from serverless_ml.store import login
@@ -45,8 +46,7 @@ def trained_store(tmp_path_factory):
     "A store folder with both datasets' history and a registered model each, built once per module."
     home = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SML_HOME", str(home / "store"))
-        patch.setenv("SML_OUTPUTS", str(home / "outputs"))
+        use_local_store(patch, home)
         project = login("local")
         for dataset in datasets.DATASETS:
             train(project, dataset)

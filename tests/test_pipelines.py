@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import use_local_store
 from papermill.exceptions import PapermillExecutionError
 
 from serverless_ml import config, pipelines, runner
@@ -27,9 +28,7 @@ def store(tmp_path_factory):
     "A store with both feature groups and a first model each, made by `sml-run run --days 0`."
     root = tmp_path_factory.mktemp("pipelines")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("SML_HOME", str(root / "store"))
-        env.setenv("SML_OUTPUTS", str(root / "outputs"))
-        env.setenv("SML_BACKEND", "local")
+        use_local_store(env, root)
         env.setenv("HOPSWORKS_API_KEY", FAKE_KEY)  # kernels inherit it; the local backend ignores it
         results = runner.run_all("run", ["iris", "titanic"], days=0, stamp="setup")
         assert all(result.ok for result in results), [result.error for result in results]

@@ -45,6 +45,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'serverless_ml.apps.ServedModel.describe': ( 'lib/apps.html#servedmodel.describe',
                                                                                  'serverless_ml/apps.py'),
                                     'serverless_ml.apps._answers': ('lib/apps.html#_answers', 'serverless_ml/apps.py'),
+                                    'serverless_ml.apps._await': ('lib/apps.html#_await', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._cell': ('lib/apps.html#_cell', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._choice_default': ('lib/apps.html#_choice_default', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._form_row': ('lib/apps.html#_form_row', 'serverless_ml/apps.py'),

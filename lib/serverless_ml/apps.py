@@ -530,7 +530,8 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
     project = project or store_project()
     entry = pipelines.best_model(project.get_model_registry(), dataset)
     view = pipelines.monitoring_data(project, dataset) if entry is not None else None
-    uploaded = pipelines.uploaded_images(project.get_dataset_api(), dataset, view.stamp) if view else None
+    uploaded = pipelines.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
+                                         PICTURE_FILES.values()) if view else None
     drawn = {key: uploaded[name] for key, name in PICTURE_FILES.items()} if uploaded else None
     return dashboard_data(dataset, view, entry, drawn)
 
@@ -704,6 +705,15 @@ def _answers(url: str) -> bool:
 PORT_ATTEMPTS = 3  # a server that loses its port to another process is retried on a new one
 
 
+def _await(server: subprocess.Popen, url: str, deadline: float) -> bool:
+    "True once `server` answers at `url`; False when it exits first or `deadline` passes."
+    while server.poll() is None and time.monotonic() < deadline:
+        if _answers(url + "/voila/"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 @contextmanager
 def running_voila(folder: Path | None = None,  # the served folder; `apps_folder()` when None
                   env: dict | None = None,  # environment of the server and its kernels; this one when None
@@ -720,9 +730,7 @@ def running_voila(folder: Path | None = None,  # the served folder; `apps_folder
             command = voila_command(port, folder) + ["--Voila.port_retries=0"]
             server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
-            while server.poll() is None and not _answers(url + "/voila/") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if server.poll() is None and _answers(url + "/voila/"):
+            if _await(server, url, deadline):
                 break
             _stop(server)
             if attempt == PORT_ATTEMPTS or time.monotonic() >= deadline:

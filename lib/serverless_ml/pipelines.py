@@ -613,17 +613,19 @@ def upload_images(dataset_api, dataset: str, images: dict[str, bytes],
         return paths
 
 
-def uploaded_images(dataset_api, dataset: str, stamp: str | None) -> dict[str, bytes] | None:
-    "The uploaded monitoring pictures if they were drawn from the state stamped `stamp`, else None (draw them)."
-    remote = f"{images_folder(dataset)}/{IMAGES_MANIFEST}"
-    if stamp is None or not dataset_api.exists(remote):
+def uploaded_images(dataset_api, dataset: str, stamp: str | None,
+                    names=IMAGES,  # the pictures wanted
+                    ) -> dict[str, bytes] | None:
+    "The uploaded pictures `names` if they were drawn from the state stamped `stamp`, else None (draw them)."
+    if stamp is None:
         return None
     with tempfile.TemporaryDirectory() as folder:
-        manifest = json.loads(Path(dataset_api.download(remote, local_path=folder, overwrite=True)).read_text())
-        if manifest.get("stamp") != stamp or sorted(manifest.get("files", [])) != sorted(IMAGES):
-            return None
+        def fetch(name: str) -> bytes:
+            remote = f"{images_folder(dataset)}/{name}"
+            return Path(dataset_api.download(remote, local_path=folder, overwrite=True)).read_bytes()
         try:
-            return {name: Path(dataset_api.download(f"{images_folder(dataset)}/{name}", local_path=folder,
-                                                    overwrite=True)).read_bytes() for name in IMAGES}
-        except Exception:  # a picture removed or being replaced: drawing it is always possible
+            if json.loads(fetch(IMAGES_MANIFEST)).get("stamp") != stamp:
+                return None
+            return {name: fetch(name) for name in names}
+        except Exception:  # no manifest yet, or a picture removed or being replaced: drawing is always possible
             return None
