@@ -7,6 +7,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV := $(BIN)/uv
+# The lock is for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
+LOCK_FLAGS := --extra dev --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
 PORT ?= 8866
 DAYS ?= 30
 DATASETS ?= iris titanic
@@ -15,19 +19,32 @@ DATASETS ?= iris titanic
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup run daily backfill test lint tidy check-sync nbtest pytest serve lab bench clean
+.PHONY: help setup lock check-lock run daily backfill test lint tidy check-sync nbtest pytest serve lab bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-setup: $(STAMP)  ## create .venv, install the project, register its python3 kernel (idempotent)
+setup: $(STAMP)  ## create .venv, install the exact versions in requirements.lock, register its python3 kernel (idempotent)
 
-$(STAMP): pyproject.toml
+# The venv, and uv at the version the lock pins, installed by pip and checked against the lock's hashes.
+$(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes \
+	  -r <(awk '/^uv==/ {keep=1; print; next} keep && /^ / {print; next} {keep=0}' $(LOCK))
+
+$(STAMP): pyproject.toml $(LOCK) | $(UV)
+	@$(BIN)/python .ci/lockfile.py check
+	$(UV) pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
+	$(UV) pip install --quiet --no-deps --build-constraints $(LOCK) --python $(BIN)/python -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (serverless-ml)"
 	@touch $(STAMP)
+
+lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml with uv, keeping pins that still fit (UPGRADE=1: newest allowed)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
+	$(BIN)/python .ci/lockfile.py stamp
+
+check-lock:  ## fail when pyproject.toml's dependencies changed since requirements.lock was made
+	@$(PYTHON) .ci/lockfile.py check
 
 run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference
 	$(BIN)/sml-run run --days $(DAYS) --datasets $(DATASETS)
@@ -38,7 +55,7 @@ daily: setup  ## one daily + inference round for both datasets
 backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage
 	$(BIN)/sml-run backfill --days $(DAYS) --datasets $(DATASETS)
 
-test: setup lint check-sync nbtest pytest  ## ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
+test: check-lock setup lint check-sync nbtest pytest  ## lock freshness, ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
 
 lint: setup  ## ruff over the library, tests, benchmarks and notebooks
 	$(BIN)/ruff check
