@@ -406,3 +406,13 @@ class LocalDatasetApi:
         "Create dataset folder `path` (and its parents); returns it."
         local_resource(path).mkdir(parents=True, exist_ok=True)
         return path
+
+    def move(self, source_path: str, destination_path: str, overwrite: bool = False) -> None:
+        "Move dataset file `source_path` to `destination_path`; with `overwrite`, replace it in one step."
+        source, target = local_resource(source_path), local_resource(destination_path)
+        if not source.exists():
+            raise DatasetError(f"{source_path} does not exist in the dataset.")
+        if target.exists() and not overwrite:
+            raise DatasetError(f"{destination_path} already exists, set overwrite=True to overwrite it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)

@@ -27,9 +27,9 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
                                       suite_from_json)
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'WAL_CHECKPOINT_BYTES', 'CATALOG_DDL', 'StoreBusyError', 'FeatureStoreError', 'store_file', 'connect',
-           'transaction', 'table_name', 'quoted', 'type_kind', 'can_store', 'to_utc', 'Feature', 'LocalFeatureGroup',
-           'LocalQuery', 'LocalFeatureView', 'LocalFeatureStore']
+__all__ = ['STORE_FILE', 'WAL_CHECKPOINT_BYTES', 'CATALOG_DDL', 'TIME_TRAVEL_FORMATS', 'StoreBusyError', 'FeatureStoreError',
+           'store_file', 'connect', 'transaction', 'table_name', 'quoted', 'type_kind', 'can_store', 'to_utc',
+           'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery', 'LocalFeatureView', 'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
@@ -197,6 +197,11 @@ class Feature:
     label: bool = False  # a label of a feature view
     duckdb_type: str = ""  # the column type in the DuckDB table
 
+    def __ge__(self, value): return Filter(self.name, ">=", value, self.type)
+    def __gt__(self, value): return Filter(self.name, ">", value, self.type)
+    def __le__(self, value): return Filter(self.name, "<=", value, self.type)
+    def __lt__(self, value): return Filter(self.name, "<", value, self.type)
+
 def _features_json(features: list[Feature]) -> str:
     "Features as JSON for the catalog."
     return json.dumps([{"name": f.name, "type": f.type, "primary": f.primary, "duckdb_type": f.duckdb_type}
@@ -205,6 +210,32 @@ def _features_json(features: list[Feature]) -> str:
 def _features_from_json(text: str) -> list[Feature]:
     "Features stored by `_features_json`."
     return [Feature(**item) for item in json.loads(text)]
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #40933a70
+@dataclass(frozen=True)
+class Filter:
+    "A condition on one feature, as `hsfs.constructor.filter.Filter`: made by `feature >= value` and the like."
+    feature: str
+    operator: str  # one of >=, >, <=, <
+    value: object
+    type: str = ""  # the feature's type; a timestamp's value is read as a UTC time
+
+    def __and__(self, other) -> Logic:
+        return Logic((self,)) & other
+
+    def sql(self) -> tuple[str, object]:
+        "The SQL condition and its parameter; a time is cut to whole seconds, as hsfs sends it."
+        value = to_utc(self.value).floor("s") if self.type == "timestamp" else self.value
+        return f"{quoted(self.feature)} {self.operator} ?", value
+
+
+@dataclass(frozen=True)
+class Logic:
+    "Conditions that must all hold, as `hsfs.constructor.filter.Logic` (AND only)."
+    filters: tuple = ()
+
+    def __and__(self, other) -> Logic:
+        return Logic(self.filters + (other.filters if isinstance(other, Logic) else (other,)))
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #d233d1aa
 def _as_dataframe_type(df: pd.DataFrame, dataframe_type: str):
@@ -451,9 +482,12 @@ def _time_filter(self, start_time, end_time) -> tuple[str, list]:
 # %% ../../notebooks/lib/01b_local_store.ipynb #d24261b2
 @patch_to(LocalFeatureGroup)
 def _select_sql(self, columns: list[str], start_time=None, end_time=None, online: bool = False,
-                order: bool = False) -> tuple[str, list]:
-    "The SQL reading `columns` in an event-time window; online keeps the latest row per primary key."
+                order: bool = False, filters: tuple = ()) -> tuple[str, list]:
+    "The SQL reading `columns` in an event-time window and under `filters`; online keeps the latest row per key."
     condition, params = self._time_filter(start_time, end_time)
+    for each in filters:
+        sql_condition, value = each.sql()
+        condition, params = f"{condition} AND {sql_condition}", [*params, value]
     sql = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {self._table} WHERE {condition}"
     if online and self.primary_key and self.event_time:
         keys = ", ".join(quoted(c) for c in self.primary_key)
@@ -463,10 +497,11 @@ def _select_sql(self, columns: list[str], start_time=None, end_time=None, online
     return sql, params
 
 @patch_to(LocalFeatureGroup)
-def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False) -> pd.DataFrame:
+def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False,
+          filters: tuple = ()) -> pd.DataFrame:
     "Rows of `columns`, from one read-only connection and one SQL query."
     self._require_stored()
-    sql, params = self._select_sql(columns, start_time, end_time, online, order)
+    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters)
     with connect(read_only=True) as con:
         return con.execute(sql, params).df()
 
@@ -499,8 +534,8 @@ def delete(self, force: bool = False) -> None:
 class LocalQuery:
     "A selection of a feature group's features, as `hsfs.constructor.query.Query`."
 
-    def __init__(self, feature_group: LocalFeatureGroup, features: list[str]):
-        self._left_feature_group, self._feature_names = feature_group, list(features)
+    def __init__(self, feature_group: LocalFeatureGroup, features: list[str], filters: tuple = ()):
+        self._left_feature_group, self._feature_names, self._filters = feature_group, list(features), filters
 
     def __repr__(self) -> str:
         return f"Query({self._left_feature_group.name} v{self._left_feature_group.version}: {self._feature_names})"
@@ -512,9 +547,14 @@ class LocalQuery:
 
     def read(self, online: bool = False, dataframe_type: str = "default", read_options: dict | None = None,
              start_time=None, end_time=None):
-        "The selected features' rows, optionally in an event-time window."
-        df = self._left_feature_group._read(self._feature_names, start_time, end_time, online)
+        "The selected features' rows, under the query's filters, optionally in an event-time window."
+        df = self._left_feature_group._read(self._feature_names, start_time, end_time, online, filters=self._filters)
         return _as_dataframe_type(df, dataframe_type)
+
+    def filter(self, condition: Filter | Logic) -> LocalQuery:
+        "This query, keeping only rows where `condition` holds (e.g. `fg.get_feature('event_time') >= start`)."
+        added = condition.filters if isinstance(condition, Logic) else (condition,)
+        return LocalQuery(self._left_feature_group, self._feature_names, self._filters + added)
 
     def show(self, n: int, online: bool = False) -> pd.DataFrame:
         "The first `n` rows."
@@ -522,7 +562,7 @@ class LocalQuery:
 
     def to_string(self, online: bool = False) -> str:
         "The SQL this query runs, for the duckdb CLI."
-        return self._left_feature_group._select_sql(self._feature_names, online=online)[0]
+        return self._left_feature_group._select_sql(self._feature_names, online=online, filters=self._filters)[0]
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #f6b36f8e
 @patch_to(LocalFeatureGroup)
@@ -708,11 +748,23 @@ class LocalFeatureStore:
         return _group_from_row(row) if row else None
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #81ffb3c9
+TIME_TRAVEL_FORMATS = (None, "HUDI", "DELTA", "ICEBERG", "NONE")
+
+def _check_write_path(time_travel_format: str | None, stream) -> None:
+    "Refuse what Hopsworks would refuse: an unknown time-travel format, a non-bool stream."
+    fmt = time_travel_format.upper() if isinstance(time_travel_format, str) else time_travel_format
+    if fmt not in TIME_TRAVEL_FORMATS or not isinstance(stream, bool):
+        raise FeatureStoreError(f"time_travel_format={time_travel_format!r}, stream={stream!r}: use one of "
+                                "HUDI, DELTA, ICEBERG or None, and True or False. The local store keeps one "
+                                "format and accepts these only so the same call runs on Hopsworks.")
+
 @patch_to(LocalFeatureStore)
 def get_or_create_feature_group(self, name: str, version: int, description: str = "", online_enabled: bool = False,
                                 *, primary_key: list[str] | None = None, expectation_suite: ExpectationSuite | None = None,
-                                event_time: str | None = None) -> LocalFeatureGroup:
+                                event_time: str | None = None, time_travel_format: str | None = None,
+                                stream: bool = False) -> LocalFeatureGroup:
     "The stored group (settings unchanged), else a new one stored lazily at its first insert."
+    _check_write_path(time_travel_format, stream)
     _check_name(name), _check_version(version)
     if expectation_suite is not None and not isinstance(expectation_suite, ExpectationSuite):
         raise TypeError("expectation_suite takes serverless_ml.store.expectation_suite(pandera_schema, policy).")
@@ -724,14 +776,16 @@ def get_or_create_feature_group(self, name: str, version: int, description: str 
 @patch_to(LocalFeatureStore)
 def create_feature_group(self, name: str, version: int | None = None, description: str = "",
                          online_enabled: bool = False, *, primary_key: list[str] | None = None,
-                         event_time: str | None = None, expectation_suite: ExpectationSuite | None = None):
+                         event_time: str | None = None, expectation_suite: ExpectationSuite | None = None,
+                         time_travel_format: str | None = None, stream: bool = False):
     "A new feature group (lazy); an existing name and version is refused."
     version = version or 1
     if _read_catalog_row(_check_name(name), _check_version(version)) is not None:
         raise FeatureStoreError(f"Feature group {name} v{version} already exists: use get_feature_group, "
                                 "or another version.")
     return self.get_or_create_feature_group(name, version, description, online_enabled, primary_key=primary_key,
-                                            expectation_suite=expectation_suite, event_time=event_time)
+                                            expectation_suite=expectation_suite, event_time=event_time,
+                                            time_travel_format=time_travel_format, stream=stream)
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #e90052b4
 def _view_row(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict | None:
