@@ -29,7 +29,8 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
 # %% auto #0
 __all__ = ['STORE_FILE', 'WAL_CHECKPOINT_BYTES', 'CATALOG_DDL', 'TIME_TRAVEL_FORMATS', 'StoreBusyError', 'FeatureStoreError',
            'store_file', 'connect', 'transaction', 'table_name', 'quoted', 'type_kind', 'can_store', 'to_utc',
-           'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery', 'LocalFeatureView', 'LocalFeatureStore']
+           'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery', 'LocalFeatureView', 'keyed_test_mask',
+           'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
@@ -643,9 +644,13 @@ def get_batch_data(self, start_time=None, end_time=None, read_options: dict | No
     return _as_dataframe_type(df, dataframe_type)
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5f2774c5
-def _test_mask(df: pd.DataFrame, key: list[str], labels: list[str], test_size: float) -> np.ndarray:
-    "Deterministic test-row mask: rank rows by a hash of their key, per label class when the label is categorical."
+def keyed_test_mask(df: pd.DataFrame, key: list[str], labels: list[str], test_size: float,
+                    seed: int = 0,  # another seed, another split; the same seed, the same split
+                    ) -> np.ndarray:
+    "Deterministic test-row mask: rank rows by a seeded hash of their key, per label class when it is categorical."
     ranked = pd.util.hash_pandas_object(df[key or list(df.columns)], index=False).to_numpy()
+    if seed:  # numbers hash the same whatever the hash key: mix the seed in, then hash again
+        ranked = pd.util.hash_array(ranked ^ pd.util.hash_array(np.array([seed], dtype="uint64"))[0])
     order = np.argsort(ranked, kind="stable")
     label = df[labels[0]] if len(labels) == 1 else None
     stratify = label is not None and (not pd.api.types.is_float_dtype(label)) and label.nunique() <= 50
@@ -694,7 +699,7 @@ def train_test_split(self, test_size: float | None = None, train_start="", train
         test = group._read(columns, test_start or train_end, test_end or None, order=True)
     else:
         df = group._read(columns, order=True)
-        mask = _test_mask(df, group.primary_key, self.labels, test_size)
+        mask = keyed_test_mask(df, group.primary_key, self.labels, test_size)
         train, test = df[~mask], df[mask]
     self._record_training_dataset(description)
     X_train, y_train = self._split_xy(train, primary_key, event_time, training_helper_columns)

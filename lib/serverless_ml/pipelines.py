@@ -19,21 +19,23 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from . import models, pictures, synthetic
-from .config import backend_name, lock_timeout, project_root, store_home
+from .config import backend_name, lock_timeout, namespace, namespaced, project_root, store_home
 from .datasets import DATASETS, HISTORICAL_TIME, load, schema, spec
 from .local_registry import LocalModelRegistry
-from .store import ModelSchema, Schema, expectation_suite
+from .local_store import keyed_test_mask
+from .store import (WRITE_PATH, ModelSchema, Schema, check_existing, expectation_suite, put_file,
+                                 read_since)
 
 # %% auto #0
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS',
-           'IMAGES', 'IMAGES_MANIFEST', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date',
-           'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group',
-           'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model',
-           'compare_models', 'daily_rows', 'empty_state', 'read_state', 'write_state', 'MonitoringBusyError',
-           'lock_path', 'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group',
-           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
-           'monitoring_from_state', 'rebuild_state', 'monitoring_state', 'monitoring_data', 'mark_pending',
-           'add_daily_rows', 'monitoring_images', 'upload_images', 'uploaded_images']
+           'IMAGES', 'IMAGES_MANIFEST', 'group_name', 'model_name', 'predictions_name', 'images_folder', 'state_folder',
+           'parse_date', 'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert',
+           'existing_group', 'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model',
+           'best_model', 'compare_models', 'daily_rows', 'empty_state', 'read_state', 'write_state',
+           'MonitoringBusyError', 'lock_path', 'acquire_monitoring_lock', 'monitoring_lock', 'load_model',
+           'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state',
+           'log_predictions', 'Monitoring', 'monitoring_from_state', 'rebuild_state', 'monitoring_state',
+           'monitoring_data', 'mark_pending', 'add_daily_rows', 'monitoring_images', 'upload_images', 'uploaded_images']
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #332c2d04
 FEATURE_GROUP_VERSION = 1
@@ -41,24 +43,34 @@ FEATURE_VIEW_VERSION = 1
 PREDICTIONS_VERSION = 1
 
 
+def group_name(dataset: str) -> str:
+    "The feature group and feature view of `dataset`: `iris`, `titanic` (each name prefixed by SML_NAMESPACE)."
+    return namespaced(spec(dataset).name)
+
+
 def model_name(dataset: str) -> str:
     "The registry name of `dataset`'s model: `iris_model`, `titanic_model`."
-    return f"{spec(dataset).name}_model"
+    return namespaced(f"{spec(dataset).name}_model")
 
 
 def predictions_name(dataset: str) -> str:
     "The feature group logging `dataset`'s predictions: `iris_predictions`, `titanic_predictions`."
-    return f"{spec(dataset).name}_predictions"
+    return namespaced(f"{spec(dataset).name}_predictions")
+
+
+def _resources(kind: str, dataset: str) -> str:
+    "`Resources/<kind>/<dataset>`, under `Resources/<namespace>/` when SML_NAMESPACE is set."
+    return "/".join(["Resources", *([namespace()] if namespace() else []), kind, spec(dataset).name])
 
 
 def images_folder(dataset: str) -> str:
     "Where the monitoring images of `dataset` are uploaded with the dataset API."
-    return f"Resources/images/{spec(dataset).name}"
+    return _resources("images", dataset)
 
 
 def state_folder(dataset: str) -> str:
     "Where the monitoring state of `dataset` (watermark and running counts) is kept."
-    return f"Resources/monitoring/{spec(dataset).name}"
+    return _resources("monitoring", dataset)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #a03b8b47
 def _typed(name: str, value, kind: type):
@@ -154,12 +166,14 @@ def check_params(**params) -> SimpleNamespace:
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #9027fd10
 def feature_group(fs, dataset: str):
-    "The feature group `<dataset>` v1 (created at its first insert), validated STRICT on every insert."
-    spec_ = spec(dataset)
+    "The feature group `<dataset>` v1 (created at its first insert, HUDI via Kafka), validated STRICT on every insert."
+    spec_, name = spec(dataset), group_name(dataset)
+    check_existing(fs.get_feature_group(name, version=FEATURE_GROUP_VERSION), "feature group",
+                   list(schema(dataset).columns), spec_.primary_key, spec_.event_time)
     return fs.get_or_create_feature_group(
-        name=spec_.name, version=FEATURE_GROUP_VERSION, description=spec_.description,
+        name=name, version=FEATURE_GROUP_VERSION, description=spec_.description,
         primary_key=spec_.primary_key, event_time=spec_.event_time, online_enabled=False,
-        expectation_suite=expectation_suite(schema(dataset), policy="STRICT"))
+        expectation_suite=expectation_suite(schema(dataset), policy="STRICT"), **WRITE_PATH)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #0236b2cc
 def upsert(feature_group, rows: pd.DataFrame) -> int:
@@ -170,9 +184,9 @@ def upsert(feature_group, rows: pd.DataFrame) -> int:
 # %% ../../notebooks/lib/06_pipelines.ipynb #2570cfc2
 def existing_group(fs, dataset: str):
     "The feature group `<dataset>` v1, which the feature stage must have created; else a LookupError."
-    group = fs.get_feature_group(spec(dataset).name, version=FEATURE_GROUP_VERSION)
+    group = fs.get_feature_group(group_name(dataset), version=FEATURE_GROUP_VERSION)
     if group is None:
-        raise LookupError(f"Feature group {dataset!r} v{FEATURE_GROUP_VERSION} does not exist yet: "
+        raise LookupError(f"Feature group {group_name(dataset)!r} v{FEATURE_GROUP_VERSION} does not exist yet: "
                           f"run 1_feature_pipeline.ipynb for {dataset} first.")
     return group
 
@@ -187,17 +201,27 @@ def class_balance(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
 # %% ../../notebooks/lib/06_pipelines.ipynb #4193d898
 def feature_view(fs, dataset: str):
     "The feature view `<dataset>` v1 over the feature group: model inputs and label."
-    spec_, group = spec(dataset), existing_group(fs, dataset)
+    spec_, group, name = spec(dataset), existing_group(fs, dataset), group_name(dataset)
+    check_existing(fs.get_feature_view(name, version=FEATURE_VIEW_VERSION), "feature view",
+                   [*spec_.features, spec_.label])
     return fs.get_or_create_feature_view(
-        name=spec_.name, version=FEATURE_VIEW_VERSION, description=f"{spec_.name}: model inputs and label",
+        name=name, version=FEATURE_VIEW_VERSION, description=f"{name}: model inputs and label",
         query=group.select([*spec_.features, spec_.label]), labels=[spec_.label])
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #92e727bb
-def training_data(fv, dataset: str, test_size: float = 0.2) -> tuple:
-    "`X_train, X_test, y_train, y_test` from the feature view, the labels as Series."
-    X_train, X_test, y_train, y_test = fv.train_test_split(test_size=test_size)
-    label = spec(dataset).label
-    return X_train, X_test, y_train[label], y_test[label]
+def training_data(fv, dataset: str,
+                  test_size: float = 0.2,  # share of the rows held out
+                  seed: int | None = 0,  # the split's seed; None for a fresh split
+                  ) -> tuple:
+    "`X_train, X_test, y_train, y_test`, split by a seeded hash of the row ids: the same split on both backends."
+    spec_ = spec(dataset)
+    X, y = fv.training_data(primary_key=True)  # Hopsworks' own train_test_split is random, with no seed
+    rows = pd.concat([X, y], axis=1).sort_values(spec_.primary_key, ignore_index=True)
+    seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else seed
+    test = keyed_test_mask(rows, spec_.primary_key, [spec_.label], test_size, seed)
+    X = rows[spec_.features]
+    return X[~test].reset_index(drop=True), X[test].reset_index(drop=True), \
+        rows.loc[~test, spec_.label].reset_index(drop=True), rows.loc[test, spec_.label].reset_index(drop=True)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #49debcd1
 def _training_dataset_version(fv) -> int | None:
@@ -287,7 +311,7 @@ def write_state(dataset_api, dataset: str, state: dict) -> None:
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / STATE_FILE
         local.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
-        dataset_api.upload(str(local), state_folder(dataset), overwrite=True)
+        put_file(dataset_api, local, state_folder(dataset))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #57e9ca8a
 class MonitoringBusyError(TimeoutError):
@@ -355,10 +379,13 @@ PREDICTION_COLUMNS = ["id", "event_time", "prediction", "outcome", "model_versio
 
 def predictions_group(fs, dataset: str):
     "The feature group `<dataset>_predictions` v1 logging every prediction with its true outcome."
+    name = predictions_name(dataset)
+    check_existing(fs.get_feature_group(name, version=PREDICTIONS_VERSION), "feature group", PREDICTION_COLUMNS,
+                   ["id"], "event_time")
     return fs.get_or_create_feature_group(
-        name=predictions_name(dataset), version=PREDICTIONS_VERSION, primary_key=["id"], event_time="event_time",
+        name=name, version=PREDICTIONS_VERSION, primary_key=["id"], event_time="event_time",
         description=f"{dataset} batch predictions: id, event time, prediction, true outcome, model version",
-        online_enabled=False)
+        online_enabled=False, **WRITE_PATH)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #82630508
 def _window_start(state: dict) -> pd.Timestamp:
@@ -382,10 +409,10 @@ def _already_predicted(rows: pd.DataFrame, predicted: pd.DataFrame, key: str) ->
 def rows_to_predict(project, dataset: str, state: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     "`(rows without a prediction, predictions missing from the state's counts)`, read from the window only."
     fs, spec_, start = project.get_feature_store(), spec(dataset), _window_start(state)
-    rows = existing_group(fs, dataset).read(start_time=start)
+    rows = read_since(existing_group(fs, dataset), start)
     rows = rows[_utc_column(rows[spec_.event_time]) > HISTORICAL_TIME]
     logged = fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
-    predicted = logged.read(start_time=start) if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    predicted = read_since(logged, start) if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
     if len(predicted):
         rows = rows[~_already_predicted(rows, predicted, spec_.primary_key[0])]
     rows = rows.reset_index(drop=True)
@@ -541,7 +568,7 @@ def rebuild_state(project, dataset: str, save: bool = True) -> dict:
     rows = None
     if len(predictions):
         newest_time = _utc_column(predictions.event_time).max()
-        rows = existing_group(fs, dataset).read(start_time=newest_time)
+        rows = read_since(existing_group(fs, dataset), newest_time)
     state = update_state(dataset, empty_state(), predictions[PREDICTION_COLUMNS], rows)
     if save:
         write_state(project.get_dataset_api(), dataset, state)
@@ -605,11 +632,11 @@ def upload_images(dataset_api, dataset: str, images: dict[str, bytes],
         paths = []
         for name, png in images.items():
             (Path(folder) / name).write_bytes(png)
-            paths.append(dataset_api.upload(str(Path(folder) / name), images_folder(dataset), overwrite=True))
+            paths.append(put_file(dataset_api, Path(folder) / name, images_folder(dataset)))
         if stamp is not None and images:
             manifest = Path(folder) / IMAGES_MANIFEST
             manifest.write_text(json.dumps({"stamp": stamp, "files": sorted(images)}), encoding="utf-8")
-            dataset_api.upload(str(manifest), images_folder(dataset), overwrite=True)
+            put_file(dataset_api, manifest, images_folder(dataset))
         return paths
 
 

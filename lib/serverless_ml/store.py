@@ -23,8 +23,8 @@ from .local_store import FeatureStoreError, LocalFeatureStore, StoreBusyError, s
 from .validation import ExpectationSuite, ValidationError, ValidationReport, expectation_suite
 
 # %% auto #0
-__all__ = ['LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing', 'ensure_folder',
-           'put_file']
+__all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing',
+           'ensure_folder', 'put_file']
 
 # %% ../../notebooks/lib/01_store.ipynb #8984e727
 class LocalProject:
@@ -53,6 +53,9 @@ def login(backend: str | None = None, # 'local' or 'hopsworks'; default SML_BACK
     if backend_name(backend) == "hopsworks":
         return login_hopsworks()
     return LocalProject()
+
+# %% ../../notebooks/lib/01_store.ipynb #84e467a4
+WRITE_PATH = {"time_travel_format": "HUDI", "stream": True}  # Kafka + materialization job: see above
 
 # %% ../../notebooks/lib/01_store.ipynb #3ef30d41
 def read_since(group, start) -> pd.DataFrame:
