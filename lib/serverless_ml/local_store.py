@@ -719,6 +719,15 @@ def training_data(self, start_time=None, end_time=None, description: str = "", *
     X, y = self._split_xy(df, primary_key, event_time, training_helper_columns)
     return tuple(None if part is None else _as_dataframe_type(part, dataframe_type) for part in (X, y))
 
+# %% ../../notebooks/lib/01b_local_store.ipynb #1dba03ce
+@patch_to(LocalFeatureView)
+def delete(self, force: bool = False) -> None:  # noqa: F811 (patched onto another class)
+    "Delete the view and its training-dataset records; the feature group's rows stay."
+    with connect() as con, transaction(con):
+        con.execute("DELETE FROM sml.training_datasets WHERE feature_view = ? AND feature_view_version = ?",
+                    [self.name, self.version])
+        con.execute("DELETE FROM sml.feature_views WHERE name = ? AND version = ?", [self.name, self.version])
+
 # %% ../../notebooks/lib/01b_local_store.ipynb #d7d07e35
 def _view_from_row(row: dict, group_row: dict) -> LocalFeatureView:
     "A feature view from its catalog entry and its feature group's (keys, event time, schema)."

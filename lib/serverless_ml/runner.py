@@ -23,12 +23,12 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .config import project_root, run_dir, run_stamp, runs_dir
+from .config import backend_name, namespace, project_root, run_dir, run_stamp, runs_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'warm_html_exporter', 'save_html',
            'IPCKernelManager', 'execute', 'ChainResult', 'failure_message', 'run_chain', 'run_all', 'report',
-           'parse_args', 'main']
+           'parse_args', 'preflight', 'main']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -228,9 +228,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.datasets = list(dict.fromkeys(args.datasets))
     return args
 
+# %% ../../notebooks/lib/07_runner.ipynb #94d707bc
+def preflight() -> str | None:
+    "Why no stage could run (hopsworks settings missing, a bad namespace), else None."
+    from serverless_ml.hopsworks_store import hopsworks_settings
+
+    try:
+        namespace()
+        if backend_name() == "hopsworks":
+            hopsworks_settings()
+    except (RuntimeError, ValueError) as error:
+        return str(error)
+    return None
+
 # %% ../../notebooks/lib/07_runner.ipynb #086c8abf
 def main(argv: list[str] | None = None) -> int:
-    "`sml-run`: run the stage notebooks; 0 when every dataset's chain ran, 1 otherwise."
+    "`sml-run`: run the stage notebooks (or check, clean); 0 when all ran, 1 when one failed, 2 bad usage."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    problem = preflight()
+    if problem:
+        print(f"sml-run: {problem}", file=sys.stderr)
+        return 2
+    if argv[:1] in (["check"], ["clean"]):
+        from serverless_ml.check import main as check_main
+        return check_main(argv)
     args, stamp = parse_args(argv), run_stamp()
     print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {run_dir(stamp)}/", flush=True)
     results = run_all(args.command, args.datasets, args.days, stamp)
