@@ -585,6 +585,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.check_params': ( 'lib/pipelines.html#check_params',
                                                                                    'serverless_ml/pipelines.py'),
+                                         'serverless_ml.pipelines.check_registry': ( 'lib/pipelines.html#check_registry',
+                                                                                     'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.check_source': ( 'lib/pipelines.html#check_source',
                                                                                    'serverless_ml/pipelines.py'),
                                          'serverless_ml.pipelines.class_balance': ( 'lib/pipelines.html#class_balance',

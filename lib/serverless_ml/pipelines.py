@@ -23,15 +23,15 @@ from .config import backend_name, lock_timeout, namespace, namespaced, project_r
 from .datasets import DATASETS, HISTORICAL_TIME, load, schema, spec
 from .local_registry import LocalModelRegistry
 from .local_store import keyed_test_mask
-from .store import (WRITE_PATH, ModelSchema, Schema, check_existing, expectation_suite, put_file,
-                                 read_since)
+from .store import (WRITE_PATH, ModelSchema, Schema, SchemaMismatchError, check_existing,
+                                 expectation_suite, put_file, read_since)
 
 # %% auto #0
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS',
            'IMAGES', 'IMAGES_MANIFEST', 'group_name', 'model_name', 'predictions_name', 'images_folder', 'state_folder',
            'parse_date', 'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert',
            'existing_group', 'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model',
-           'best_model', 'compare_models', 'daily_rows', 'empty_state', 'read_state', 'write_state',
+           'best_model', 'compare_models', 'check_registry', 'daily_rows', 'empty_state', 'read_state', 'write_state',
            'MonitoringBusyError', 'lock_path', 'acquire_monitoring_lock', 'monitoring_lock', 'load_model',
            'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state',
            'log_predictions', 'Monitoring', 'monitoring_from_state', 'rebuild_state', 'monitoring_state',
@@ -273,6 +273,18 @@ def compare_models(new, best_before) -> pd.DataFrame:
         table["change"] = table.iloc[:, 0] - earlier
     return table.round(4)
 
+# %% ../../notebooks/lib/06_pipelines.ipynb #f4d8cef0
+def check_registry(mr, dataset: str) -> None:
+    "Refuse a registry whose `<dataset>_model` holds versions this project did not register."
+    foreign = [m.version for m in mr.get_models(model_name(dataset)) or []
+               if not str(m.description or "").startswith(f"{dataset}: ")]
+    if foreign:
+        raise SchemaMismatchError(
+            f"The model registry holds versions {foreign} of {model_name(dataset)!r} that this project did not "
+            "register (the course and the Hopsworks tutorials use the same name). Either set SML_NAMESPACE "
+            "(e.g. SML_NAMESPACE=alice) to give this project's objects their own names, or delete them with "
+            "`sml-run clean` (it lists what it would delete; add --yes to delete).")
+
 # %% ../../notebooks/lib/06_pipelines.ipynb #4f284d91
 def daily_rows(dataset: str,  # iris or titanic
                n_rows: int,  # rows per day
@@ -366,6 +378,7 @@ def _utc_column(times: pd.Series) -> pd.Series:
 def load_model(mr, dataset: str, version: int = 0) -> tuple:
     "`(model, registry entry)` of `<dataset>_model`: the best by accuracy, or `version` when > 0."
     name = model_name(dataset)
+    check_registry(mr, dataset)
     entry = mr.get_model(name, version=version) if version else best_model(mr, dataset)
     if entry is None:
         which = f"version {version} of {name}" if version else f"any version of {name}"
