@@ -119,7 +119,7 @@ def compatibility(client: str,  # the installed SDK's version, e.g. 5.2.1
                   ) -> tuple[bool, str]:
     "`(usable, verdict)`: same major.minor is what the SDK supports; another major is refused."
     if not server:
-        return False, f"client {client}, server version unknown: the cluster did not say."
+        return True, f"client {client}, server version unknown (the cluster did not say): not compared."
     ours, theirs = (re.match(r"(\d+)\.(\d+)", v).groups() for v in (client, server))
     if ours == theirs:
         return True, f"client {client}, server {server}: compatible (same {'.'.join(ours)})."
@@ -131,9 +131,13 @@ def compatibility(client: str,  # the installed SDK's version, e.g. 5.2.1
 
 
 def server_version() -> str | None:
-    "The logged-in cluster's Hopsworks version, from its variables endpoint (one REST call)."
+    "The logged-in cluster's Hopsworks version, from its variables endpoint (one REST call); None if it won't say."
     from hopsworks_common.core.variable_api import VariableApi
-    return VariableApi()._get_version("hopsworks")
+    try:
+        version = VariableApi()._get_version("hopsworks")
+    except Exception:  # an older cluster, a key without the scope: the versions are then not compared
+        return None
+    return version if isinstance(version, str) else None
 
 
 def login_hopsworks():
