@@ -53,6 +53,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'serverless_ml.apps._number': ('lib/apps.html#_number', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._percent': ('lib/apps.html#_percent', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._project': ('lib/apps.html#_project', 'serverless_ml/apps.py'),
+                                    'serverless_ml.apps._read_dashboard': ('lib/apps.html#_read_dashboard', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._stop': ('lib/apps.html#_stop', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._typical': ('lib/apps.html#_typical', 'serverless_ml/apps.py'),
                                     'serverless_ml.apps._unavailable': ('lib/apps.html#_unavailable', 'serverless_ml/apps.py'),
