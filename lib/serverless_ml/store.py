@@ -19,7 +19,8 @@ from .config import backend_name
 from .hopsworks_store import login_hopsworks
 from .local_registry import (DatasetError, LocalDatasetApi, LocalModelRegistry, ModelRegistryError,
                                           UnsafeModelFileError, check_model_files)
-from .local_store import FeatureStoreError, LocalFeatureStore, StoreBusyError, store_file
+from .local_store import (FeatureStoreError, LocalFeatureStore, StoreBusyError, StoreDamagedError,
+                                       store_file)
 from .validation import ExpectationSuite, ValidationError, ValidationReport, expectation_suite
 
 # %% auto #0
