@@ -19,7 +19,7 @@ DATASETS ?= iris titanic
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup lock check-lock run daily backfill test lint tidy check-sync nbtest pytest serve lab bench clean
+.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest serve lab bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ daily: setup  ## one daily + inference round for both datasets
 
 backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage
 	$(BIN)/sml-run backfill --days $(DAYS) --datasets $(DATASETS)
+
+check: setup  ## self-test of the chosen backend (SML_BACKEND): every capability on scratch objects, ~1 min
+	$(BIN)/sml-run check
 
 test: check-lock setup lint check-sync nbtest pytest  ## lock freshness, ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
 

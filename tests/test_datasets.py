@@ -55,12 +55,11 @@ def test_ids_are_stable_and_never_feature_values():
 
 def test_kaggle_file_loads_into_the_same_schema(tmp_path):
     path = kaggle_file(tmp_path)
-    for source in (str(path), path.as_uri()):  # a path, and a URL (file://)
-        frame = datasets.load("titanic", source)
-        assert list(frame.columns) == SPECS["titanic"].columns
-        assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()
-        assert frame.passenger_id.tolist() == list(range(1001, 1061))
-        datasets.schema("titanic").validate(frame)
+    frame = datasets.load("titanic", str(path))  # a path (file:// URLs are refused: see test_bad_inputs)
+    assert list(frame.columns) == SPECS["titanic"].columns
+    assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()
+    assert frame.passenger_id.tolist() == list(range(1001, 1061))
+    datasets.schema("titanic").validate(frame)
 
 
 def test_kaggle_file_without_survived_is_refused(tmp_path):

@@ -7,6 +7,8 @@ hosted service). Creates feature groups, a view and a model named `sml_live_<sta
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -39,7 +41,7 @@ def group(project):
     fs = project.get_feature_store()
     fg = fs.get_or_create_feature_group(NAME, version=1, description="serverless-ml live test",
                                         primary_key=["flower_id"], event_time="event_time",
-                                        expectation_suite=store.expectation_suite(rules, "STRICT"))
+                                        expectation_suite=store.expectation_suite(rules, "STRICT"), **store.WRITE_PATH)
     fg.insert(flowers(), write_options={"wait_for_job": True})
     yield fg
     fs.get_feature_group(NAME, 1).delete()
@@ -93,3 +95,23 @@ def test_dataset_api_round_trip(project, tmp_path):
     assert api.exists(remote)
     assert open(api.download(remote, str(tmp_path / "back.png")), "rb").read() == b"png"
     api.remove(remote)
+
+
+def sml_run(*args: str, env: dict, timeout: int = 3600) -> subprocess.CompletedProcess:
+    "`sml-run ARGS` in a subprocess, never waiting on a prompt."
+    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_check_then_the_four_iris_stages_in_a_namespace_then_clean(tmp_path):
+    env = {**os.environ, "SML_BACKEND": "hopsworks", "SML_NAMESPACE": f"live{int(time.time())}",
+           "SML_OUTPUTS": str(tmp_path)}
+    check = sml_run("check", env=env, timeout=900)
+    assert check.returncode == 0, check.stdout + check.stderr
+    try:
+        run = sml_run("run", "--days", "1", "--datasets", "iris", env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        cleaned = sml_run("clean", "--yes", env=env, timeout=900)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert sml_run("clean", env=env, timeout=600).stdout.startswith("0 object(s)")

@@ -169,10 +169,10 @@ def test_a_killed_holder_frees_the_lock(sml_home):
     pipelines.acquire_monitoring_lock("iris", timeout=5).release()
 
 
-def test_a_second_training_registers_version_2_and_inference_uses_the_best(store):
+def test_a_second_training_registers_version_2_and_inference_uses_the_best_by_cv(store):
     execute("training", dataset="titanic", test_size=0.3, seed=7)
     registry = login().get_model_registry()
-    versions = {m.version: m.training_metrics["accuracy"] for m in registry.get_models("titanic_model")}
+    versions = {m.version: m.training_metrics["cv_accuracy_mean"] for m in registry.get_models("titanic_model")}
     assert set(versions) == {1, 2}
     before = predictions("titanic")
     execute("daily", dataset="titanic", n_rows=2)

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -525,7 +526,7 @@ def dashboard_data(dataset: str, view, entry,
     return DashboardData(dataset, model, counts, view.recent.head(pipelines.RECENT), drawn or monitoring_pictures(view))
 
 
-def read_dashboard(dataset: str, project=None) -> DashboardData:
+def _read_dashboard(dataset: str, project=None) -> DashboardData:
     "Read `dataset`'s monitoring data from the store; the pictures are the uploaded ones when they show this state."
     project = project or store_project()
     entry = pipelines.best_model(project.get_model_registry(), dataset)
@@ -534,6 +535,16 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
                                          PICTURE_FILES.values()) if view else None
     drawn = {key: uploaded[name] for key, name in PICTURE_FILES.items()} if uploaded else None
     return dashboard_data(dataset, view, entry, drawn)
+
+
+def read_dashboard(dataset: str, project=None) -> DashboardData:
+    "`_read_dashboard`, its warnings (a state rebuilt, a picture redrawn) sent to the server's log, not the page."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = _read_dashboard(dataset, project)
+    for warning in caught:
+        server_log().warning("%s: %s", warning.category.__name__, warning.message)
+    return data
 
 # %% ../../notebooks/lib/08_apps.ipynb #881fc9f1
 SECTIONS = {  # picture key -> (heading, alt text) of the dashboard's pictures

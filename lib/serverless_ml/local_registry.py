@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from fastcore.basics import patch_to
 from hopsworks_common.util import VersionWarning
 
 from .config import store_home
-from .local_store import LocalFeatureStore
+from .local_store import LocalFeatureStore, remove_stale, staging_tag
 
 # %% auto #0
 __all__ = ['UNSAFE_SUFFIXES', 'MODEL_NAME', 'UnsafeModelFileError', 'is_pickle_file', 'unsafe_model_files', 'check_model_files',
@@ -175,7 +174,7 @@ def _read_json(self, file_name: str, unsaved):
 # %% ../../notebooks/lib/01c_local_registry.ipynb #c8c588ef
 def _stage(model: LocalModel, model_path: Path) -> Path:
     "A complete version folder in `registry/.staging/`, ready to rename into place."
-    staging = registry_dir() / ".staging" / f"{model.name}-{uuid.uuid4().hex}"
+    staging = registry_dir() / ".staging" / f"{model.name}-{staging_tag()}"
     if model_path.is_dir():
         shutil.copytree(model_path, staging / "Files")
     else:
@@ -259,7 +258,7 @@ def get_feature_view(self, init: bool = True, online: bool = False):
 @patch_to(LocalModel)
 def delete(self) -> None:
     "Remove this version (renamed away first, so readers never see it half-deleted)."
-    trash = registry_dir() / ".staging" / f"deleted-{uuid.uuid4().hex}"
+    trash = registry_dir() / ".staging" / f"deleted-{staging_tag()}"
     trash.parent.mkdir(parents=True, exist_ok=True)
     os.rename(self.version_path, trash)
     shutil.rmtree(trash)
@@ -299,6 +298,7 @@ class LocalModelRegistry:
 
     def __init__(self):
         self.python, self.sklearn = _Flavour("PYTHON"), _Flavour("SKLEARN")
+        remove_stale((registry_dir() / ".staging").glob("*"))  # versions a killed process left half-staged
 
     def __repr__(self) -> str:
         return f"ModelRegistry(folder={str(registry_dir())!r})"
@@ -346,7 +346,7 @@ def local_resource(path: str) -> Path:
 # %% ../../notebooks/lib/01c_local_registry.ipynb #4866a687
 def _place(source: Path, target: Path) -> None:
     "Copy `source` (file or folder) to `target` in one visible step: copy beside it, then rename."
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    staging = target.with_name(f".{target.name}.{staging_tag()}.part")
     if source.is_dir():
         shutil.copytree(source, staging)
     else:
@@ -359,6 +359,9 @@ def _place(source: Path, target: Path) -> None:
 # %% ../../notebooks/lib/01c_local_registry.ipynb #1dbec577
 class LocalDatasetApi:
     "The local dataset API, as `hopsworks_common.core.dataset_api.DatasetApi`."
+
+    def __init__(self):
+        remove_stale(resources_dir().rglob(".*.part"))  # uploads a killed process left half-copied
 
     def upload(self, local_path: str, upload_path: str, overwrite: bool = False) -> str:
         "Copy file or folder `local_path` into dataset folder `upload_path`; returns its dataset path."
@@ -406,3 +409,13 @@ class LocalDatasetApi:
         "Create dataset folder `path` (and its parents); returns it."
         local_resource(path).mkdir(parents=True, exist_ok=True)
         return path
+
+    def move(self, source_path: str, destination_path: str, overwrite: bool = False) -> None:
+        "Move dataset file `source_path` to `destination_path`; with `overwrite`, replace it in one step."
+        source, target = local_resource(source_path), local_resource(destination_path)
+        if not source.exists():
+            raise DatasetError(f"{source_path} does not exist in the dataset.")
+        if target.exists() and not overwrite:
+            raise DatasetError(f"{destination_path} already exists, set overwrite=True to overwrite it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)

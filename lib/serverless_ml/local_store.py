@@ -9,7 +9,9 @@ import json
 import os
 import random
 import re
+import shutil
 import time
+import uuid
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,13 +29,15 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
                                       suite_from_json)
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'WAL_CHECKPOINT_BYTES', 'CATALOG_DDL', 'StoreBusyError', 'FeatureStoreError', 'store_file', 'connect',
-           'transaction', 'table_name', 'quoted', 'type_kind', 'can_store', 'to_utc', 'Feature', 'LocalFeatureGroup',
-           'LocalQuery', 'LocalFeatureView', 'LocalFeatureStore']
+__all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'TIME_TRAVEL_FORMATS', 'StoreBusyError',
+           'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'staging_tag', 'is_stale',
+           'remove_stale', 'damaged', 'connect', 'transaction', 'table_name', 'quoted', 'type_kind', 'can_store',
+           'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery', 'LocalFeatureView',
+           'keyed_test_mask', 'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
-WAL_CHECKPOINT_BYTES = 1 << 20  # fold the write-ahead log into the file past this size
+WRITES_FILE = "feature_store.writes.json"  # the store's count of committed writes, kept beside the file
 
 class StoreBusyError(TimeoutError):
     "The store file stayed locked by another process for longer than `SML_LOCK_TIMEOUT`."
@@ -41,9 +45,20 @@ class StoreBusyError(TimeoutError):
 class FeatureStoreError(ValueError):
     "A feature store call that cannot be carried out as asked; the message says what to change."
 
+class StoreDamagedError(OSError):
+    "The store file or its write-ahead log is damaged or lost committed writes: restore them from a backup."
+
 def store_file() -> Path:
     "The DuckDB file of the local store."
     return store_home() / STORE_FILE
+
+def wal_file(path: Path) -> Path:
+    "DuckDB's write-ahead log beside store file `path`."
+    return path.with_name(path.name + ".wal")
+
+def writes_file(path: Path) -> Path:
+    "The file beside store file `path` recording how many writes the store has committed."
+    return path.with_name(WRITES_FILE)
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #0e42631d
 CATALOG_DDL = """
@@ -59,11 +74,17 @@ CREATE TABLE IF NOT EXISTS sml.training_datasets (feature_view VARCHAR, feature_
   version INTEGER, description VARCHAR, created TIMESTAMPTZ,
   PRIMARY KEY (feature_view, feature_view_version, version));
 """
+STATE_DDL = """
+CREATE SCHEMA IF NOT EXISTS sml;
+CREATE TABLE IF NOT EXISTS sml.store (store_id VARCHAR, created TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS sml.writes (written TIMESTAMPTZ);
+INSERT INTO sml.store SELECT uuid()::VARCHAR, now() WHERE NOT EXISTS (SELECT 1 FROM sml.store);
+"""
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5deff5f0
 def _is_lock_conflict(error: Exception) -> bool:
     "Whether a DuckDB error says another process holds the file."
-    return "lock" in str(error).lower()
+    return re.search(r"\block\b", str(error).lower()) is not None  # the word: "block at location ..." is damage
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     "Open `path`, retrying a file locked by another process with backoff until `SML_LOCK_TIMEOUT`."
@@ -82,36 +103,167 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.1)
 
+# %% ../../notebooks/lib/01b_local_store.ipynb #57a5621a
+STALE_AFTER = 24 * 3600  # seconds after which a staging entry is stale even when a process has its pid
+_STAGING_TAG = re.compile(r"(?<![0-9])([0-9]+)-[0-9a-f]{32}(?:\.part)?$")
+
+def staging_tag() -> str:
+    "A unique tag for a staging file or folder, naming this process: `<pid>-<32 hex>`."
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
+
+def _process_alive(pid: int) -> bool:
+    "Whether a process with id `pid` runs on this machine."
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+def is_stale(path: Path) -> bool:
+    "Whether staging entry `path` is left over: the process in its tag is gone, or it is older than `STALE_AFTER`."
+    tag = _STAGING_TAG.search(path.name)
+    if tag is not None and not _process_alive(int(tag.group(1))):
+        return True
+    return time.time() - path.lstat().st_mtime > STALE_AFTER
+
+def remove_stale(paths) -> list[Path]:
+    "Delete the stale staging files and folders among `paths`; returns those removed."
+    removed = []
+    for path in paths:
+        try:
+            if not is_stale(path):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:  # another process removed it first
+            continue
+        removed.append(path)
+    return removed
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #c6e17875
+_DAMAGE_SIGNS = ("not a valid duckdb database file", "corrupt database file", "could not read enough bytes",
+                 "failure while replaying wal", "checksum")
+
+def _is_damage(error: BaseException) -> bool:
+    "Whether a DuckDB error says the store file or its log is damaged."
+    return isinstance(error, duckdb.Error) and any(sign in str(error).lower() for sign in _DAMAGE_SIGNS)
+
+def damaged(path: Path, problem: str) -> StoreDamagedError:
+    "The error for a damaged store file `path`: the problem, that nothing was written, and how to restore it."
+    return StoreDamagedError(
+        f"The store file {path} is damaged: {problem}. Nothing was written. Restore it from a backup copy taken "
+        f"while no run was in progress: replace {path.name}, {wal_file(path).name} and {WRITES_FILE} in "
+        f"{path.parent} with the backup's (delete a {wal_file(path).name} the backup does not have); see "
+        "'Backing up the local store' in the README.")
+
+@contextmanager
+def _naming_damage(path: Path):
+    "Turn DuckDB's errors about a damaged file into a `StoreDamagedError` that names `path` and the way back."
+    try:
+        yield
+    except duckdb.Error as error:
+        if not _is_damage(error):
+            raise
+        raise damaged(path, str(error)) from error
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #4a8c937c
+def _store_state(con: duckdb.DuckDBPyConnection) -> tuple[str, int] | None:
+    "The store's id and number of committed writes; None in a store made before writes were counted."
+    try:
+        return con.execute("SELECT (SELECT min(store_id) FROM sml.store), (SELECT count(*) FROM sml.writes)").fetchone()
+    except duckdb.CatalogException:
+        return None
+
+def _recorded_writes(path: Path) -> tuple[str, int] | None:
+    "The store id and write count `writes_file(path)` records; None when absent, or unreadable (with a warning)."
+    record = writes_file(path)
+    try:
+        value = json.loads(record.read_text())
+        return str(value["store_id"]), int(value["writes"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as error:
+        warnings.warn(f"{record} is unreadable ({error!r}): lost writes cannot be detected until the next "
+                      "write rewrites it.", stacklevel=2)
+        return None
+
+def _check_writes(path: Path, state: tuple[str, int] | None) -> None:
+    "Refuse a store holding fewer writes than `writes_file(path)` recorded for it: its log was cut or damaged."
+    recorded = _recorded_writes(path)
+    if state is None or recorded is None or recorded[0] != state[0] or state[1] >= recorded[1]:
+        return
+    raise damaged(path, f"it holds {state[1]} committed writes but {WRITES_FILE} recorded {recorded[1]}, so its "
+                  f"write-ahead log {wal_file(path).name} was cut short or damaged (if you put back an older "
+                  f"{path.name} on purpose, delete {WRITES_FILE} to accept it)")
+
+def _record_writes(path: Path, state: tuple[str, int]) -> None:
+    "Record the store's id and committed writes in `writes_file(path)`, replaced in one rename."
+    record = writes_file(path)
+    staging = record.with_name(f".{record.name}.{staging_tag()}.part")
+    staging.write_text(json.dumps({"store_id": state[0], "writes": state[1]}))
+    os.replace(staging, record)
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #d7968346
+def _fold(con: duckdb.DuckDBPyConnection, path: Path, opened: tuple[str, int] | None) -> None:
+    "After a write: record the committed writes, then fold the write-ahead log into the store file."
+    state = _store_state(con)
+    try:
+        if state is not None and state != opened:
+            _record_writes(path, state)
+        con.execute("CHECKPOINT")
+    except duckdb.TransactionException:
+        return  # another connection of this process is writing: its own fold takes this write along
+    except (OSError, duckdb.IOException) as error:
+        warnings.warn(f"The write to {path} is committed, but folding it into the file failed ({error}); it "
+                      f"stays in {wal_file(path).name} until the next write folds it. Free some disk space.",
+                      stacklevel=4)
+
+def _prepare(con: duckdb.DuckDBPyConnection, new: bool, read_only: bool) -> tuple[str, int] | None:
+    "Set UTC and leave folding to `_fold`; on a writable connection create what is missing. Returns the store state."
+    con.execute("SET TimeZone = 'UTC'")
+    if read_only:
+        return _store_state(con)
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")  # never fold on close: a damaged store stays as found
+    if new:
+        con.execute(CATALOG_DDL)
+    state = _store_state(con)
+    if state is None:  # a new store, or one made before writes were counted
+        con.execute(STATE_DDL)
+        state = _store_state(con)
+    return state
+
 # %% ../../notebooks/lib/01b_local_store.ipynb #a36b0822
 @contextmanager
 def connect(read_only: bool = False):
-    "A short-lived connection to the store file (created with its catalog when new): open, work, close."
+    "A short-lived connection to the store file (created with its catalog when new): open, check, work, fold, close."
     path = store_file()
     new = not path.exists()
     if new:
         path.parent.mkdir(parents=True, exist_ok=True)
         read_only = False
-    con = _open(path, read_only)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        if new:
-            con.execute(CATALOG_DDL)
-        yield con
-        wal = path.with_name(path.name + ".wal")
-        if not read_only and wal.exists() and wal.stat().st_size > WAL_CHECKPOINT_BYTES:
-            con.execute("CHECKPOINT")
-    finally:
-        con.close()
+    with _naming_damage(path):
+        con = _open(path, read_only)
+        try:
+            opened = _prepare(con, new, read_only)
+            _check_writes(path, opened)
+            yield con
+            if not read_only:
+                _fold(con, path, opened)
+        finally:
+            con.close()
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #cbde91b9
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection):
-    "One transaction on `con`: committed when the block ends, rolled back if it raises."
+    "One write transaction on `con`, counted in `sml.writes`: committed when the block ends, rolled back if it raises."
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
+        con.execute("INSERT INTO sml.writes VALUES (now())")
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -197,6 +349,11 @@ class Feature:
     label: bool = False  # a label of a feature view
     duckdb_type: str = ""  # the column type in the DuckDB table
 
+    def __ge__(self, value): return Filter(self.name, ">=", value, self.type)
+    def __gt__(self, value): return Filter(self.name, ">", value, self.type)
+    def __le__(self, value): return Filter(self.name, "<=", value, self.type)
+    def __lt__(self, value): return Filter(self.name, "<", value, self.type)
+
 def _features_json(features: list[Feature]) -> str:
     "Features as JSON for the catalog."
     return json.dumps([{"name": f.name, "type": f.type, "primary": f.primary, "duckdb_type": f.duckdb_type}
@@ -205,6 +362,32 @@ def _features_json(features: list[Feature]) -> str:
 def _features_from_json(text: str) -> list[Feature]:
     "Features stored by `_features_json`."
     return [Feature(**item) for item in json.loads(text)]
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #40933a70
+@dataclass(frozen=True)
+class Filter:
+    "A condition on one feature, as `hsfs.constructor.filter.Filter`: made by `feature >= value` and the like."
+    feature: str
+    operator: str  # one of >=, >, <=, <
+    value: object
+    type: str = ""  # the feature's type; a timestamp's value is read as a UTC time
+
+    def __and__(self, other) -> Logic:
+        return Logic((self,)) & other
+
+    def sql(self) -> tuple[str, object]:
+        "The SQL condition and its parameter; a time is cut to whole seconds, as hsfs sends it."
+        value = to_utc(self.value).floor("s") if self.type == "timestamp" else self.value
+        return f"{quoted(self.feature)} {self.operator} ?", value
+
+
+@dataclass(frozen=True)
+class Logic:
+    "Conditions that must all hold, as `hsfs.constructor.filter.Logic` (AND only)."
+    filters: tuple = ()
+
+    def __and__(self, other) -> Logic:
+        return Logic(self.filters + (other.filters if isinstance(other, Logic) else (other,)))
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #d233d1aa
 def _as_dataframe_type(df: pd.DataFrame, dataframe_type: str):
@@ -451,9 +634,12 @@ def _time_filter(self, start_time, end_time) -> tuple[str, list]:
 # %% ../../notebooks/lib/01b_local_store.ipynb #d24261b2
 @patch_to(LocalFeatureGroup)
 def _select_sql(self, columns: list[str], start_time=None, end_time=None, online: bool = False,
-                order: bool = False) -> tuple[str, list]:
-    "The SQL reading `columns` in an event-time window; online keeps the latest row per primary key."
+                order: bool = False, filters: tuple = ()) -> tuple[str, list]:
+    "The SQL reading `columns` in an event-time window and under `filters`; online keeps the latest row per key."
     condition, params = self._time_filter(start_time, end_time)
+    for each in filters:
+        sql_condition, value = each.sql()
+        condition, params = f"{condition} AND {sql_condition}", [*params, value]
     sql = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {self._table} WHERE {condition}"
     if online and self.primary_key and self.event_time:
         keys = ", ".join(quoted(c) for c in self.primary_key)
@@ -463,10 +649,11 @@ def _select_sql(self, columns: list[str], start_time=None, end_time=None, online
     return sql, params
 
 @patch_to(LocalFeatureGroup)
-def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False) -> pd.DataFrame:
+def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False,
+          filters: tuple = ()) -> pd.DataFrame:
     "Rows of `columns`, from one read-only connection and one SQL query."
     self._require_stored()
-    sql, params = self._select_sql(columns, start_time, end_time, online, order)
+    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters)
     with connect(read_only=True) as con:
         return con.execute(sql, params).df()
 
@@ -499,8 +686,8 @@ def delete(self, force: bool = False) -> None:
 class LocalQuery:
     "A selection of a feature group's features, as `hsfs.constructor.query.Query`."
 
-    def __init__(self, feature_group: LocalFeatureGroup, features: list[str]):
-        self._left_feature_group, self._feature_names = feature_group, list(features)
+    def __init__(self, feature_group: LocalFeatureGroup, features: list[str], filters: tuple = ()):
+        self._left_feature_group, self._feature_names, self._filters = feature_group, list(features), filters
 
     def __repr__(self) -> str:
         return f"Query({self._left_feature_group.name} v{self._left_feature_group.version}: {self._feature_names})"
@@ -512,9 +699,14 @@ class LocalQuery:
 
     def read(self, online: bool = False, dataframe_type: str = "default", read_options: dict | None = None,
              start_time=None, end_time=None):
-        "The selected features' rows, optionally in an event-time window."
-        df = self._left_feature_group._read(self._feature_names, start_time, end_time, online)
+        "The selected features' rows, under the query's filters, optionally in an event-time window."
+        df = self._left_feature_group._read(self._feature_names, start_time, end_time, online, filters=self._filters)
         return _as_dataframe_type(df, dataframe_type)
+
+    def filter(self, condition: Filter | Logic) -> LocalQuery:
+        "This query, keeping only rows where `condition` holds (e.g. `fg.get_feature('event_time') >= start`)."
+        added = condition.filters if isinstance(condition, Logic) else (condition,)
+        return LocalQuery(self._left_feature_group, self._feature_names, self._filters + added)
 
     def show(self, n: int, online: bool = False) -> pd.DataFrame:
         "The first `n` rows."
@@ -522,7 +714,7 @@ class LocalQuery:
 
     def to_string(self, online: bool = False) -> str:
         "The SQL this query runs, for the duckdb CLI."
-        return self._left_feature_group._select_sql(self._feature_names, online=online)[0]
+        return self._left_feature_group._select_sql(self._feature_names, online=online, filters=self._filters)[0]
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #f6b36f8e
 @patch_to(LocalFeatureGroup)
@@ -603,9 +795,13 @@ def get_batch_data(self, start_time=None, end_time=None, read_options: dict | No
     return _as_dataframe_type(df, dataframe_type)
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5f2774c5
-def _test_mask(df: pd.DataFrame, key: list[str], labels: list[str], test_size: float) -> np.ndarray:
-    "Deterministic test-row mask: rank rows by a hash of their key, per label class when the label is categorical."
+def keyed_test_mask(df: pd.DataFrame, key: list[str], labels: list[str], test_size: float,
+                    seed: int = 0,  # another seed, another split; the same seed, the same split
+                    ) -> np.ndarray:
+    "Deterministic test-row mask: rank rows by a seeded hash of their key, per label class when it is categorical."
     ranked = pd.util.hash_pandas_object(df[key or list(df.columns)], index=False).to_numpy()
+    if seed:  # numbers hash the same whatever the hash key: mix the seed in, then hash again
+        ranked = pd.util.hash_array(ranked ^ pd.util.hash_array(np.array([seed], dtype="uint64"))[0])
     order = np.argsort(ranked, kind="stable")
     label = df[labels[0]] if len(labels) == 1 else None
     stratify = label is not None and (not pd.api.types.is_float_dtype(label)) and label.nunique() <= 50
@@ -654,7 +850,7 @@ def train_test_split(self, test_size: float | None = None, train_start="", train
         test = group._read(columns, test_start or train_end, test_end or None, order=True)
     else:
         df = group._read(columns, order=True)
-        mask = _test_mask(df, group.primary_key, self.labels, test_size)
+        mask = keyed_test_mask(df, group.primary_key, self.labels, test_size)
         train, test = df[~mask], df[mask]
     self._record_training_dataset(description)
     X_train, y_train = self._split_xy(train, primary_key, event_time, training_helper_columns)
@@ -673,6 +869,15 @@ def training_data(self, start_time=None, end_time=None, description: str = "", *
     self._record_training_dataset(description)
     X, y = self._split_xy(df, primary_key, event_time, training_helper_columns)
     return tuple(None if part is None else _as_dataframe_type(part, dataframe_type) for part in (X, y))
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #1dba03ce
+@patch_to(LocalFeatureView)
+def delete(self, force: bool = False) -> None:  # noqa: F811 (patched onto another class)
+    "Delete the view and its training-dataset records; the feature group's rows stay."
+    with connect() as con, transaction(con):
+        con.execute("DELETE FROM sml.training_datasets WHERE feature_view = ? AND feature_view_version = ?",
+                    [self.name, self.version])
+        con.execute("DELETE FROM sml.feature_views WHERE name = ? AND version = ?", [self.name, self.version])
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #d7d07e35
 def _view_from_row(row: dict, group_row: dict) -> LocalFeatureView:
@@ -697,6 +902,7 @@ class LocalFeatureStore:
 
     def __init__(self, name: str = "local_featurestore"):
         self.name = name
+        remove_stale(store_home().glob(".*.part"))  # what a killed process left while recording its writes
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.name!r}, file={str(store_file())!r})"
@@ -708,11 +914,23 @@ class LocalFeatureStore:
         return _group_from_row(row) if row else None
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #81ffb3c9
+TIME_TRAVEL_FORMATS = (None, "HUDI", "DELTA", "ICEBERG", "NONE")
+
+def _check_write_path(time_travel_format: str | None, stream) -> None:
+    "Refuse what Hopsworks would refuse: an unknown time-travel format, a non-bool stream."
+    fmt = time_travel_format.upper() if isinstance(time_travel_format, str) else time_travel_format
+    if fmt not in TIME_TRAVEL_FORMATS or not isinstance(stream, bool):
+        raise FeatureStoreError(f"time_travel_format={time_travel_format!r}, stream={stream!r}: use one of "
+                                "HUDI, DELTA, ICEBERG or None, and True or False. The local store keeps one "
+                                "format and accepts these only so the same call runs on Hopsworks.")
+
 @patch_to(LocalFeatureStore)
 def get_or_create_feature_group(self, name: str, version: int, description: str = "", online_enabled: bool = False,
                                 *, primary_key: list[str] | None = None, expectation_suite: ExpectationSuite | None = None,
-                                event_time: str | None = None) -> LocalFeatureGroup:
+                                event_time: str | None = None, time_travel_format: str | None = None,
+                                stream: bool = False) -> LocalFeatureGroup:
     "The stored group (settings unchanged), else a new one stored lazily at its first insert."
+    _check_write_path(time_travel_format, stream)
     _check_name(name), _check_version(version)
     if expectation_suite is not None and not isinstance(expectation_suite, ExpectationSuite):
         raise TypeError("expectation_suite takes serverless_ml.store.expectation_suite(pandera_schema, policy).")
@@ -724,14 +942,16 @@ def get_or_create_feature_group(self, name: str, version: int, description: str 
 @patch_to(LocalFeatureStore)
 def create_feature_group(self, name: str, version: int | None = None, description: str = "",
                          online_enabled: bool = False, *, primary_key: list[str] | None = None,
-                         event_time: str | None = None, expectation_suite: ExpectationSuite | None = None):
+                         event_time: str | None = None, expectation_suite: ExpectationSuite | None = None,
+                         time_travel_format: str | None = None, stream: bool = False):
     "A new feature group (lazy); an existing name and version is refused."
     version = version or 1
     if _read_catalog_row(_check_name(name), _check_version(version)) is not None:
         raise FeatureStoreError(f"Feature group {name} v{version} already exists: use get_feature_group, "
                                 "or another version.")
     return self.get_or_create_feature_group(name, version, description, online_enabled, primary_key=primary_key,
-                                            expectation_suite=expectation_suite, event_time=event_time)
+                                            expectation_suite=expectation_suite, event_time=event_time,
+                                            time_travel_format=time_travel_format, stream=stream)
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #e90052b4
 def _view_row(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict | None:

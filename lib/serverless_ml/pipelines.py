@@ -6,8 +6,10 @@ data the batch-inference stage draws and the dashboard shows."""
 # %% ../../notebooks/lib/06_pipelines.ipynb #23121f0d
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,24 +18,29 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import PIL.Image
 from filelock import FileLock, Timeout
 
 from . import models, pictures, synthetic
-from .config import backend_name, lock_timeout, project_root, store_home
-from .datasets import DATASETS, HISTORICAL_TIME, load, schema, spec
-from .local_registry import LocalModelRegistry
-from .store import ModelSchema, Schema, expectation_suite
+from .config import backend_name, lock_timeout, namespace, namespaced, project_root, store_home
+from .datasets import DATASETS, HISTORICAL_TIME, check_source_url, load, schema, spec
+from .local_registry import LocalDatasetApi, LocalModelRegistry, local_resource
+from .local_store import keyed_test_mask
+from .store import (WRITE_PATH, ModelSchema, Schema, SchemaMismatchError, check_existing,
+                                 expectation_suite, put_file, read_since)
 
 # %% auto #0
-__all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS',
-           'IMAGES', 'IMAGES_MANIFEST', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date',
+__all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'MAX_NEW_ROWS', 'SEED_RANGE',
+           'TEST_SIZE_RANGE', 'BEST_METRIC', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'IMAGES', 'IMAGES_MANIFEST',
+           'group_name', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date',
            'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group',
            'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model',
-           'compare_models', 'daily_rows', 'empty_state', 'read_state', 'write_state', 'MonitoringBusyError',
-           'lock_path', 'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group',
-           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
-           'monitoring_from_state', 'rebuild_state', 'monitoring_state', 'monitoring_data', 'mark_pending',
-           'add_daily_rows', 'monitoring_images', 'upload_images', 'uploaded_images']
+           'compare_models', 'check_registry', 'daily_rows', 'empty_state', 'MonitoringStateWarning', 'state_problem',
+           'read_state', 'write_state', 'MonitoringBusyError', 'lock_path', 'acquire_monitoring_lock',
+           'monitoring_lock', 'load_model', 'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions',
+           'update_state', 'log_predictions', 'Monitoring', 'monitoring_from_state', 'rebuild_state',
+           'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending', 'add_daily_rows',
+           'monitoring_images', 'png_problem', 'upload_images', 'uploaded_images']
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #332c2d04
 FEATURE_GROUP_VERSION = 1
@@ -41,24 +48,34 @@ FEATURE_VIEW_VERSION = 1
 PREDICTIONS_VERSION = 1
 
 
+def group_name(dataset: str) -> str:
+    "The feature group and feature view of `dataset`: `iris`, `titanic` (each name prefixed by SML_NAMESPACE)."
+    return namespaced(spec(dataset).name)
+
+
 def model_name(dataset: str) -> str:
     "The registry name of `dataset`'s model: `iris_model`, `titanic_model`."
-    return f"{spec(dataset).name}_model"
+    return namespaced(f"{spec(dataset).name}_model")
 
 
 def predictions_name(dataset: str) -> str:
     "The feature group logging `dataset`'s predictions: `iris_predictions`, `titanic_predictions`."
-    return f"{spec(dataset).name}_predictions"
+    return namespaced(f"{spec(dataset).name}_predictions")
+
+
+def _resources(kind: str, dataset: str) -> str:
+    "`Resources/<kind>/<dataset>`, under `Resources/<namespace>/` when SML_NAMESPACE is set."
+    return "/".join(["Resources", *([namespace()] if namespace() else []), kind, spec(dataset).name])
 
 
 def images_folder(dataset: str) -> str:
     "Where the monitoring images of `dataset` are uploaded with the dataset API."
-    return f"Resources/images/{spec(dataset).name}"
+    return _resources("images", dataset)
 
 
 def state_folder(dataset: str) -> str:
     "Where the monitoring state of `dataset` (watermark and running counts) is kept."
-    return f"Resources/monitoring/{spec(dataset).name}"
+    return _resources("monitoring", dataset)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #a03b8b47
 def _typed(name: str, value, kind: type):
@@ -74,6 +91,15 @@ def _at_least(name: str, value, lowest: int):
         raise ValueError(f"{name}={value!r} is too small: give a whole number from {lowest} up.")
     return value
 
+
+def _within(name: str, value, lowest: int, highest: int,
+            why: str = "",  # the reason for the upper bound, said in the message
+            ):
+    "`value` if it is an int from `lowest` to `highest`, else a ValueError naming it."
+    if _at_least(name, value, lowest) > highest:
+        raise ValueError(f"{name}={value!r} is too large: give a whole number from {lowest} to {highest:,}{why}.")
+    return value
+
 # %% ../../notebooks/lib/06_pipelines.ipynb #b591b5be
 def parse_date(date: str) -> datetime | None:
     "`YYYY-MM-DD` as midnight UTC, None for an empty string; anything else raises, naming it."
@@ -87,11 +113,11 @@ def parse_date(date: str) -> datetime | None:
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #047e4d53
 def check_source(source: str, dataset: str = "titanic") -> str:
-    "A Titanic `source`: empty, a URL, or an existing file (relative to the project root); else raises."
-    source = _typed("source", source, str).strip()
+    "A Titanic `source`: empty, an http(s) URL, or an existing file (relative to the project root); else raises."
+    source = check_source_url(_typed("source", source, str).strip())
     if source and spec(dataset).name != "titanic":
         raise ValueError(f"source={source!r} is only for titanic; {dataset} reads its bundled copy: leave it empty.")
-    if not source or source.split("://")[0] in ("http", "https", "ftp", "file", "s3", "gs"):
+    if not source or "://" in source:
         return source
     path = Path(source).expanduser()
     path = path if path.is_absolute() else project_root() / path
@@ -113,7 +139,13 @@ def day_times(n_days: int,  # how many days
 
 def check_days(n_days: int, first_day: datetime | None, now: datetime | None = None) -> pd.DatetimeIndex:
     "The event times of a daily run, refused when they fall before the history or after now."
-    times, now = day_times(n_days, first_day, now), pd.Timestamp(now or datetime.now(timezone.utc))
+    now = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    if first_day is not None and first_day > now.to_pydatetime():  # before building times: 9999-12-31 overflows them
+        raise ValueError(f"date={first_day:%Y-%m-%d} is in the future: give a day up to today "
+                         f"({now:%Y-%m-%d}), or leave date empty.")
+    span = (now - HISTORICAL_TIME).days  # the days between the historical snapshot and now
+    _within("n_days", n_days, 1, span, f", the days between the historical snapshot ({HISTORICAL_TIME:%Y-%m-%d}) and today")
+    times = day_times(n_days, first_day, now)
     if times[0] <= HISTORICAL_TIME:
         raise ValueError(f"The days start {times[0]:%Y-%m-%d}, not after the historical snapshot "
                          f"({HISTORICAL_TIME:%Y-%m-%d}): choose a later date or fewer days.")
@@ -122,6 +154,19 @@ def check_days(n_days: int, first_day: datetime | None, now: datetime | None = N
     return times
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #3b2057d4
+MAX_NEW_ROWS = 1_000_000  # rows one daily run may add (n_rows * n_days): ~0.8 GB and 6 s for Titanic
+SEED_RANGE = (-1, 2**32 - 1)  # numpy's and scikit-learn's seeds are 0..2**32-1; -1 means a fresh one
+TEST_SIZE_RANGE = (0.1, 0.5)  # below, the holdout is a handful of rows; above, half the rows go untrained
+
+
+def _check_share(name: str, value, lowest: float, highest: float) -> float:
+    "`value` if it is a float from `lowest` to `highest`, else an error naming it."
+    if not lowest <= _typed(name, value, float) <= highest:
+        raise ValueError(f"{name}={value!r} is out of range: give a share from {lowest} to {highest}, e.g. 0.2. "
+                         "A smaller test set gives a noisy holdout figure, a larger one leaves too few rows to train.")
+    return value
+
+
 def _check_one(name: str, value, given: dict):
     "The checked, ready-to-use value of parameter `name`."
     if name == "dataset":
@@ -131,35 +176,44 @@ def _check_one(name: str, value, given: dict):
     if name == "source":
         return check_source(value, given.get("dataset", "titanic"))
     if name in ("n_rows", "n_days"):
-        return _at_least(name, value, 1)
+        return _within(name, value, 1, MAX_NEW_ROWS, " (MAX_NEW_ROWS, rows a run may add)")
     if name == "date":
         return parse_date(value)
     if name == "seed":
-        return None if _at_least(name, value, -1) == -1 else value
+        return None if _within(name, value, *SEED_RANGE, " (numpy's seed range), or -1 for a fresh one") == -1 else value
     if name == "model_version":
         return _at_least(name, value, 0)
     if name == "test_size":
-        if not 0 < _typed(name, value, float) < 1:
-            raise ValueError(f"test_size={value!r} must be a fraction between 0 and 1, e.g. 0.2.")
-        return value
+        return _check_share(name, value, *TEST_SIZE_RANGE)
     raise TypeError(f"Unknown parameter {name!r}: the notebook and serverless_ml.pipelines disagree.")
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #df0c1a85
+def _check_volume(n_rows: int, n_days: int) -> None:
+    "Refuse a daily run adding more than `MAX_NEW_ROWS` rows, naming both parameters."
+    if n_rows * n_days > MAX_NEW_ROWS:
+        raise ValueError(f"n_rows={n_rows:,} x n_days={n_days:,} would add {n_rows * n_days:,} rows, more than "
+                         f"MAX_NEW_ROWS={MAX_NEW_ROWS:,} in one run: give fewer rows or days, or split the load "
+                         "into several runs with a date each.")
+
+
 def check_params(**params) -> SimpleNamespace:
     "Every stage parameter checked (a bad one raises, naming it) and made ready to use."
     checked = SimpleNamespace(**{name: _check_one(name, value, params) for name, value in params.items()})
     if hasattr(checked, "n_days"):
+        _check_volume(getattr(checked, "n_rows", 1), checked.n_days)
         checked.times = check_days(checked.n_days, getattr(checked, "date", None))
     return checked
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #9027fd10
 def feature_group(fs, dataset: str):
-    "The feature group `<dataset>` v1 (created at its first insert), validated STRICT on every insert."
-    spec_ = spec(dataset)
+    "The feature group `<dataset>` v1 (created at its first insert, HUDI via Kafka), validated STRICT on every insert."
+    spec_, name = spec(dataset), group_name(dataset)
+    check_existing(fs.get_feature_group(name, version=FEATURE_GROUP_VERSION), "feature group",
+                   list(schema(dataset).columns), spec_.primary_key, spec_.event_time)
     return fs.get_or_create_feature_group(
-        name=spec_.name, version=FEATURE_GROUP_VERSION, description=spec_.description,
+        name=name, version=FEATURE_GROUP_VERSION, description=spec_.description,
         primary_key=spec_.primary_key, event_time=spec_.event_time, online_enabled=False,
-        expectation_suite=expectation_suite(schema(dataset), policy="STRICT"))
+        expectation_suite=expectation_suite(schema(dataset), policy="STRICT"), **WRITE_PATH)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #0236b2cc
 def upsert(feature_group, rows: pd.DataFrame) -> int:
@@ -170,9 +224,9 @@ def upsert(feature_group, rows: pd.DataFrame) -> int:
 # %% ../../notebooks/lib/06_pipelines.ipynb #2570cfc2
 def existing_group(fs, dataset: str):
     "The feature group `<dataset>` v1, which the feature stage must have created; else a LookupError."
-    group = fs.get_feature_group(spec(dataset).name, version=FEATURE_GROUP_VERSION)
+    group = fs.get_feature_group(group_name(dataset), version=FEATURE_GROUP_VERSION)
     if group is None:
-        raise LookupError(f"Feature group {dataset!r} v{FEATURE_GROUP_VERSION} does not exist yet: "
+        raise LookupError(f"Feature group {group_name(dataset)!r} v{FEATURE_GROUP_VERSION} does not exist yet: "
                           f"run 1_feature_pipeline.ipynb for {dataset} first.")
     return group
 
@@ -187,17 +241,27 @@ def class_balance(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
 # %% ../../notebooks/lib/06_pipelines.ipynb #4193d898
 def feature_view(fs, dataset: str):
     "The feature view `<dataset>` v1 over the feature group: model inputs and label."
-    spec_, group = spec(dataset), existing_group(fs, dataset)
+    spec_, group, name = spec(dataset), existing_group(fs, dataset), group_name(dataset)
+    check_existing(fs.get_feature_view(name, version=FEATURE_VIEW_VERSION), "feature view",
+                   [*spec_.features, spec_.label])
     return fs.get_or_create_feature_view(
-        name=spec_.name, version=FEATURE_VIEW_VERSION, description=f"{spec_.name}: model inputs and label",
+        name=name, version=FEATURE_VIEW_VERSION, description=f"{name}: model inputs and label",
         query=group.select([*spec_.features, spec_.label]), labels=[spec_.label])
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #92e727bb
-def training_data(fv, dataset: str, test_size: float = 0.2) -> tuple:
-    "`X_train, X_test, y_train, y_test` from the feature view, the labels as Series."
-    X_train, X_test, y_train, y_test = fv.train_test_split(test_size=test_size)
-    label = spec(dataset).label
-    return X_train, X_test, y_train[label], y_test[label]
+def training_data(fv, dataset: str,
+                  test_size: float = 0.2,  # share of the rows held out
+                  seed: int | None = 0,  # the split's seed; None for a fresh split
+                  ) -> tuple:
+    "`X_train, X_test, y_train, y_test`, split by a seeded hash of the row ids: the same split on both backends."
+    spec_ = spec(dataset)
+    X, y = fv.training_data(primary_key=True)  # Hopsworks' own train_test_split is random, with no seed
+    rows = pd.concat([X, y], axis=1).sort_values(spec_.primary_key, ignore_index=True)
+    seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else seed
+    test = keyed_test_mask(rows, spec_.primary_key, [spec_.label], test_size, seed)
+    X = rows[spec_.features]
+    return X[~test].reset_index(drop=True), X[test].reset_index(drop=True), \
+        rows.loc[~test, spec_.label].reset_index(drop=True), rows.loc[test, spec_.label].reset_index(drop=True)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #49debcd1
 def _training_dataset_version(fv) -> int | None:
@@ -235,9 +299,12 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
     return entry
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #1c2fb292
+BEST_METRIC = "cv_accuracy_mean"  # picks the best version: 5-fold CV over all labelled rows, which a tiny test split cannot game
+
+
 def best_model(mr, dataset: str):
-    "The registered version of `<dataset>_model` with the highest accuracy, None when none exists."
-    return mr.get_best_model(model_name(dataset), "accuracy", "max")
+    "The registered version of `<dataset>_model` with the highest `BEST_METRIC`, None when none exists."
+    return mr.get_best_model(model_name(dataset), BEST_METRIC, "max")
 
 
 def compare_models(new, best_before) -> pd.DataFrame:
@@ -248,6 +315,18 @@ def compare_models(new, best_before) -> pd.DataFrame:
         table[f"version {best_before.version} (best before)"] = earlier
         table["change"] = table.iloc[:, 0] - earlier
     return table.round(4)
+
+# %% ../../notebooks/lib/06_pipelines.ipynb #f4d8cef0
+def check_registry(mr, dataset: str) -> None:
+    "Refuse a registry whose `<dataset>_model` holds versions this project did not register."
+    foreign = [m.version for m in mr.get_models(model_name(dataset)) or []
+               if not str(m.description or "").startswith(f"{dataset}: ")]
+    if foreign:
+        raise SchemaMismatchError(
+            f"The model registry holds versions {foreign} of {model_name(dataset)!r} that this project did not "
+            "register (the course and the Hopsworks tutorials use the same name). Either set SML_NAMESPACE "
+            "(e.g. SML_NAMESPACE=alice) to give this project's objects their own names, or delete them with "
+            "`sml-run clean` (it lists what it would delete; add --yes to delete).")
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #4f284d91
 def daily_rows(dataset: str,  # iris or titanic
@@ -271,15 +350,78 @@ def empty_state() -> dict:
     return {"watermark": None, "pending_since": None, "last_prediction_time": None,
             "counts": [], "recent": [], "newest": None}
 
+# %% ../../notebooks/lib/06_pipelines.ipynb #d18be4b5
+class MonitoringStateWarning(UserWarning):
+    "A monitoring state file was unreadable or disagreed with the store, and was rebuilt from the predictions."
+
+
+def _is_time(value) -> bool:
+    "True for None or an ISO time text."
+    try:
+        return value is None or isinstance(value, str) and pd.Timestamp(value) is not pd.NaT
+    except ValueError:
+        return False
+
+
+def _is_count(dataset: str, row) -> bool:
+    "True for one running count: `{day: 'YYYY-MM-DD', outcome: class, prediction: class, n: whole number >= 1}`."
+    if not isinstance(row, dict) or set(row) != {"day", "outcome", "prediction", "n"}:
+        return False
+    classes, n = spec(dataset).classes, row["n"]
+    return (_is_time(row["day"]) and row["day"] is not None and row["outcome"] in classes
+            and row["prediction"] in classes and isinstance(n, int) and not isinstance(n, bool) and n >= 1)
+
+
+def state_problem(dataset: str, state) -> str | None:
+    "What makes `state` unusable as `dataset`'s monitoring state, in words; None when its shape is right."
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not an object with the keys {sorted(empty_state())}"
+    wrong = [key for key in ("watermark", "pending_since", "last_prediction_time") if not _is_time(state[key])]
+    if wrong:
+        return f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not a time"
+    if not isinstance(state["counts"], list) or not all(_is_count(dataset, row) for row in state["counts"]):
+        return "its counts are not a list of {day, outcome, prediction, n} with known classes and n >= 1"
+    recent = state["recent"]
+    if not isinstance(recent, list) or len(recent) > RECENT or not all(
+            isinstance(row, dict) and set(PREDICTION_COLUMNS) <= set(row) for row in recent):
+        return f"its recent predictions are not a list of up to {RECENT} predictions"
+    if state["newest"] is not None and not isinstance(state["newest"], dict):
+        return "its newest row is not an object"
+    if bool(state["counts"]) != (state["last_prediction_time"] is not None):
+        return "its counts and its last prediction time disagree"
+    return None
+
 # %% ../../notebooks/lib/06_pipelines.ipynb #4487e2de
+def _state_file(dataset_api, dataset: str) -> str:
+    "The monitoring state file of `dataset`, as a user finds it: the local path, or the path in the Hopsworks project."
+    remote = f"{state_folder(dataset)}/{STATE_FILE}"
+    return str(local_resource(remote)) if isinstance(dataset_api, LocalDatasetApi) else remote
+
+
+def _warn_rebuilt(dataset_api, dataset: str, problem: str) -> None:
+    "Warn that `dataset`'s state file had `problem` and is rebuilt, naming the file."
+    warnings.warn(f"The monitoring state {_state_file(dataset_api, dataset)} is not usable: {problem}. It is rebuilt "
+                  f"from the predictions group {predictions_name(dataset)!r}; nothing needs doing.",
+                  MonitoringStateWarning, stacklevel=3)
+
+
 def read_state(dataset_api, dataset: str) -> dict | None:
-    "The monitoring state of `dataset`, None when none was written yet."
+    "The monitoring state of `dataset`; None when none was written yet, or (with a warning) when it is unusable."
     remote = f"{state_folder(dataset)}/{STATE_FILE}"
     if not dataset_api.exists(remote):
         return None
     with tempfile.TemporaryDirectory() as folder:
         local = dataset_api.download(remote, local_path=folder, overwrite=True)
-        return {**empty_state(), **json.loads(Path(local).read_text(encoding="utf-8"))}
+        try:
+            state = json.loads(Path(local).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            _warn_rebuilt(dataset_api, dataset, f"it is not JSON ({error})")
+            return None
+    state = {**empty_state(), **state} if isinstance(state, dict) else state
+    problem = state_problem(dataset, state)
+    if problem:
+        _warn_rebuilt(dataset_api, dataset, problem)
+    return None if problem else state
 
 
 def write_state(dataset_api, dataset: str, state: dict) -> None:
@@ -287,7 +429,7 @@ def write_state(dataset_api, dataset: str, state: dict) -> None:
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / STATE_FILE
         local.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
-        dataset_api.upload(str(local), state_folder(dataset), overwrite=True)
+        put_file(dataset_api, local, state_folder(dataset))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #57e9ca8a
 class MonitoringBusyError(TimeoutError):
@@ -340,8 +482,9 @@ def _utc_column(times: pd.Series) -> pd.Series:
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #b308432a
 def load_model(mr, dataset: str, version: int = 0) -> tuple:
-    "`(model, registry entry)` of `<dataset>_model`: the best by accuracy, or `version` when > 0."
+    "`(model, registry entry)` of `<dataset>_model`: the best by CV accuracy, or `version` when > 0."
     name = model_name(dataset)
+    check_registry(mr, dataset)
     entry = mr.get_model(name, version=version) if version else best_model(mr, dataset)
     if entry is None:
         which = f"version {version} of {name}" if version else f"any version of {name}"
@@ -355,10 +498,13 @@ PREDICTION_COLUMNS = ["id", "event_time", "prediction", "outcome", "model_versio
 
 def predictions_group(fs, dataset: str):
     "The feature group `<dataset>_predictions` v1 logging every prediction with its true outcome."
+    name = predictions_name(dataset)
+    check_existing(fs.get_feature_group(name, version=PREDICTIONS_VERSION), "feature group", PREDICTION_COLUMNS,
+                   ["id"], "event_time")
     return fs.get_or_create_feature_group(
-        name=predictions_name(dataset), version=PREDICTIONS_VERSION, primary_key=["id"], event_time="event_time",
+        name=name, version=PREDICTIONS_VERSION, primary_key=["id"], event_time="event_time",
         description=f"{dataset} batch predictions: id, event time, prediction, true outcome, model version",
-        online_enabled=False)
+        online_enabled=False, **WRITE_PATH)
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #82630508
 def _window_start(state: dict) -> pd.Timestamp:
@@ -382,10 +528,10 @@ def _already_predicted(rows: pd.DataFrame, predicted: pd.DataFrame, key: str) ->
 def rows_to_predict(project, dataset: str, state: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     "`(rows without a prediction, predictions missing from the state's counts)`, read from the window only."
     fs, spec_, start = project.get_feature_store(), spec(dataset), _window_start(state)
-    rows = existing_group(fs, dataset).read(start_time=start)
+    rows = read_since(existing_group(fs, dataset), start)
     rows = rows[_utc_column(rows[spec_.event_time]) > HISTORICAL_TIME]
     logged = fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
-    predicted = logged.read(start_time=start) if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    predicted = read_since(logged, start) if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
     if len(predicted):
         rows = rows[~_already_predicted(rows, predicted, spec_.primary_key[0])]
     rows = rows.reset_index(drop=True)
@@ -541,21 +687,49 @@ def rebuild_state(project, dataset: str, save: bool = True) -> dict:
     rows = None
     if len(predictions):
         newest_time = _utc_column(predictions.event_time).max()
-        rows = existing_group(fs, dataset).read(start_time=newest_time)
+        rows = read_since(existing_group(fs, dataset), newest_time)
     state = update_state(dataset, empty_state(), predictions[PREDICTION_COLUMNS], rows)
     if save:
         write_state(project.get_dataset_api(), dataset, state)
     return state
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #c9cbae8e
-def monitoring_state(project, dataset: str, save: bool = True) -> dict:
-    "The monitoring state of `dataset`, rebuilt from the predictions (and saved when `save`) when missing."
-    return read_state(project.get_dataset_api(), dataset) or rebuild_state(project, dataset, save)
+def stored_prediction_times(project, dataset: str) -> pd.Series:
+    "The prediction time of every logged prediction: one column read, the count both backends give cheaply."
+    logged = project.get_feature_store().get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
+    if logged is None:
+        return pd.Series([], dtype="datetime64[us, UTC]")
+    return _utc_column(logged.select(["prediction_time"]).read()["prediction_time"])
+
+
+def _counts_problem(state: dict, times: pd.Series) -> str | None:
+    "How the state's counts disagree with the store's predictions up to its last prediction time; None if they agree."
+    counted, until = sum(row["n"] for row in state["counts"]), _utc(state["last_prediction_time"])
+    stored = int((times <= until).sum()) if until is not None else 0
+    if counted == stored:
+        return None
+    lost = " (if the store lost rows, e.g. a damaged .wal or .duckdb file, restore it from a backup)" \
+        if counted > stored else ""
+    return f"it counts {counted:,} predictions where the store holds {stored:,} up to {until}{lost}"
+
+
+def monitoring_state(project, dataset: str, save: bool = True,
+                     complete: bool = False,  # also rebuild when the store holds predictions the state has not counted
+                     ) -> dict:
+    "The monitoring state of `dataset`, checked against the store: rebuilt (and saved when `save`) when missing or wrong."
+    dataset_api = project.get_dataset_api()
+    state, times = read_state(dataset_api, dataset), stored_prediction_times(project, dataset)
+    problem = _counts_problem(state, times) if state is not None else None
+    if problem:
+        _warn_rebuilt(dataset_api, dataset, problem)
+    behind = state is not None and complete and bool((times > (_utc(state["last_prediction_time"]) or
+                                                                HISTORICAL_TIME)).any())
+    return rebuild_state(project, dataset, save) if state is None or problem or behind else state
 
 
 def monitoring_data(project, dataset: str) -> Monitoring:
-    "The monitoring view of `dataset` (recent, confusion, accuracy per day, counts); read-only, for the dashboard."
-    return monitoring_from_state(dataset, monitoring_state(project, dataset, save=False))
+    "The monitoring view of `dataset`, agreeing with the store's predictions; read-only, for the dashboard."
+    return monitoring_from_state(dataset, monitoring_state(project, dataset, save=False, complete=True))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #56ae75dd
 def mark_pending(project, dataset: str, rows: pd.DataFrame) -> bool:
@@ -593,6 +767,18 @@ def monitoring_images(view: Monitoring) -> dict[str, bytes]:
         IMAGES[3]: pictures.accuracy_over_time_png(view.accuracy),
     }
 
+# %% ../../notebooks/lib/06_pipelines.ipynb #816477aa
+def png_problem(png: bytes) -> str | None:
+    "Why `png` cannot be shown (not a PNG, or it does not decode), None when it is a whole picture."
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "it is not a PNG"
+    try:
+        with PIL.Image.open(io.BytesIO(png)) as image:
+            image.load()  # decodes every pixel: a truncated or altered file fails here
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
+        return f"it does not decode ({error})"
+    return None
+
 # %% ../../notebooks/lib/06_pipelines.ipynb #64e9e592
 IMAGES_MANIFEST = "images.json"  # beside the pictures: the stamp of the state they were drawn from
 
@@ -605,18 +791,18 @@ def upload_images(dataset_api, dataset: str, images: dict[str, bytes],
         paths = []
         for name, png in images.items():
             (Path(folder) / name).write_bytes(png)
-            paths.append(dataset_api.upload(str(Path(folder) / name), images_folder(dataset), overwrite=True))
+            paths.append(put_file(dataset_api, Path(folder) / name, images_folder(dataset)))
         if stamp is not None and images:
             manifest = Path(folder) / IMAGES_MANIFEST
             manifest.write_text(json.dumps({"stamp": stamp, "files": sorted(images)}), encoding="utf-8")
-            dataset_api.upload(str(manifest), images_folder(dataset), overwrite=True)
+            put_file(dataset_api, manifest, images_folder(dataset))
         return paths
 
 
 def uploaded_images(dataset_api, dataset: str, stamp: str | None,
                     names=IMAGES,  # the pictures wanted
                     ) -> dict[str, bytes] | None:
-    "The uploaded pictures `names` if they were drawn from the state stamped `stamp`, else None (draw them)."
+    "The uploaded pictures `names` if drawn from the state stamped `stamp` and whole, else None (draw them)."
     if stamp is None:
         return None
     with tempfile.TemporaryDirectory() as folder:
@@ -626,6 +812,13 @@ def uploaded_images(dataset_api, dataset: str, stamp: str | None,
         try:
             if json.loads(fetch(IMAGES_MANIFEST)).get("stamp") != stamp:
                 return None
-            return {name: fetch(name) for name in names}
+            found = {name: fetch(name) for name in names}
         except Exception:  # no manifest yet, or a picture removed or being replaced: drawing is always possible
             return None
+    broken = {name: problem for name, png in found.items() if (problem := png_problem(png))}
+    if broken:
+        warnings.warn("; ".join(f"The monitoring picture {images_folder(dataset)}/{name} is damaged: {problem}"
+                                for name, problem in broken.items()) + ". It is drawn again from the state; "
+                      "the next inference run uploads a new one.", MonitoringStateWarning, stacklevel=2)
+        return None
+    return found

@@ -23,12 +23,12 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .config import project_root, run_dir, run_stamp, runs_dir
+from .config import backend_name, namespace, project_root, run_dir, run_stamp, runs_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'warm_html_exporter', 'save_html',
-           'IPCKernelManager', 'execute', 'ChainResult', 'failure_message', 'run_chain', 'run_all', 'report',
-           'parse_args', 'main']
+           'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message', 'run_chain',
+           'run_all', 'report', 'parse_args', 'preflight', 'main']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -109,6 +109,28 @@ class IPCKernelManager(AsyncKernelManager):
     @default("ip")
     def _default_ip(self) -> str:  # with ipc, `ip` is the sockets' path prefix
         return str(Path(tempfile.gettempdir()) / f"sml-kernel-{uuid.uuid4().hex[:12]}")
+
+# %% ../../notebooks/lib/07_runner.ipynb #95818fc8
+import socket
+
+
+def remove_stale_kernel_sockets(folder: Path | None = None,  # where kernels put their sockets; the temporary folder
+                                ) -> list[Path]:
+    "Delete the `sml-kernel-*` socket files no kernel listens on any more; returns them."
+    removed = []
+    for path in sorted(Path(folder or tempfile.gettempdir()).glob("sml-kernel-*")):
+        if not path.is_socket():
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1)
+            try:
+                probe.connect(str(path))
+            except ConnectionRefusedError:  # its kernel is gone
+                path.unlink(missing_ok=True)
+                removed.append(path)
+            except OSError:  # removed meanwhile, or a live kernel too busy to answer: leave it
+                continue
+    return removed
 
 # %% ../../notebooks/lib/07_runner.ipynb #db5cae3e
 def execute(step: Step,  # the stage and its parameters
@@ -228,10 +250,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.datasets = list(dict.fromkeys(args.datasets))
     return args
 
+# %% ../../notebooks/lib/07_runner.ipynb #94d707bc
+def preflight() -> str | None:
+    "Why no stage could run (hopsworks settings missing, a bad namespace), else None."
+    from serverless_ml.hopsworks_store import hopsworks_settings
+
+    try:
+        namespace()
+        if backend_name() == "hopsworks":
+            hopsworks_settings()
+    except (RuntimeError, ValueError) as error:
+        return str(error)
+    return None
+
 # %% ../../notebooks/lib/07_runner.ipynb #086c8abf
 def main(argv: list[str] | None = None) -> int:
-    "`sml-run`: run the stage notebooks; 0 when every dataset's chain ran, 1 otherwise."
+    "`sml-run`: run the stage notebooks (or check, clean); 0 when all ran, 1 when one failed, 2 bad usage."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    problem = preflight()
+    if problem:
+        print(f"sml-run: {problem}", file=sys.stderr)
+        return 2
+    if argv[:1] in (["check"], ["clean"]):
+        from serverless_ml.check import main as check_main
+        return check_main(argv)
     args, stamp = parse_args(argv), run_stamp()
+    remove_stale_kernel_sockets()  # what a killed run left in the temporary folder
     print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {run_dir(stamp)}/", flush=True)
     results = run_all(args.command, args.datasets, args.days, stamp)
     print("\n" + report(results, stamp, args.command), flush=True)

@@ -5,6 +5,13 @@
 # %% ../../notebooks/lib/01_store.ipynb #8e8cdeba
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
 from hsml.model_schema import ModelSchema
 from hsml.schema import Schema
 
@@ -12,11 +19,13 @@ from .config import backend_name
 from .hopsworks_store import login_hopsworks
 from .local_registry import (DatasetError, LocalDatasetApi, LocalModelRegistry, ModelRegistryError,
                                           UnsafeModelFileError, check_model_files)
-from .local_store import FeatureStoreError, LocalFeatureStore, StoreBusyError, store_file
+from .local_store import (FeatureStoreError, LocalFeatureStore, StoreBusyError, StoreDamagedError,
+                                       store_file)
 from .validation import ExpectationSuite, ValidationError, ValidationReport, expectation_suite
 
 # %% auto #0
-__all__ = ['LocalProject', 'login']
+__all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing',
+           'ensure_folder', 'put_file']
 
 # %% ../../notebooks/lib/01_store.ipynb #8984e727
 class LocalProject:
@@ -45,3 +54,66 @@ def login(backend: str | None = None, # 'local' or 'hopsworks'; default SML_BACK
     if backend_name(backend) == "hopsworks":
         return login_hopsworks()
     return LocalProject()
+
+# %% ../../notebooks/lib/01_store.ipynb #84e467a4
+WRITE_PATH = {"time_travel_format": "HUDI", "stream": True}  # Kafka + materialization job: see above
+
+# %% ../../notebooks/lib/01_store.ipynb #3ef30d41
+def read_since(group, start) -> pd.DataFrame:
+    "Rows of `group` with event time at or after `start` (hsfs: whole seconds), as a query filter."
+    return group.select_all().filter(group.get_feature(group.event_time) >= start).read()
+
+# %% ../../notebooks/lib/01_store.ipynb #9a8c51f5
+class SchemaMismatchError(ValueError):
+    "An object of ours already exists with another schema (often the course's or a tutorial's)."
+
+
+def schema_differences(existing, columns: list[str], primary_key: list[str] | None = None,
+                       event_time: str | None = None) -> list[str]:
+    "How `existing` (a feature group or view) differs from the columns, key and event time we write."
+    have = [f.name for f in existing.features]
+    found = [f"missing columns {sorted(set(columns) - set(have))}" if set(columns) - set(have) else "",
+             f"extra columns {sorted(set(have) - set(columns))}" if set(have) - set(columns) else ""]
+    if primary_key is not None and list(existing.primary_key or []) != list(primary_key):
+        found.append(f"primary key {list(existing.primary_key or [])} instead of {primary_key}")
+    if event_time is not None and existing.event_time != event_time:
+        found.append(f"event time {existing.event_time!r} instead of {event_time!r}")
+    return [difference for difference in found if difference]
+
+# %% ../../notebooks/lib/01_store.ipynb #0b2fcf01
+def check_existing(existing,  # a feature group or view, or None when absent
+                   what: str,  # "feature group", "feature view"
+                   columns: list[str], primary_key: list[str] | None = None, event_time: str | None = None):
+    "`existing` when absent or matching our schema; else a SchemaMismatchError naming the ways out."
+    if existing is None or not existing.features:
+        return existing
+    found = schema_differences(existing, columns, primary_key, event_time)
+    if found:
+        raise SchemaMismatchError(
+            f"The {what} {existing.name!r} v{existing.version} already exists with another schema: "
+            f"{'; '.join(found)}. It was not made by this project (the course and the Hopsworks tutorials use the "
+            "same names). Either set SML_NAMESPACE (e.g. SML_NAMESPACE=alice) to give this project's objects their "
+            "own names, or delete them with `sml-run clean` (it lists what it would delete; add --yes to delete).")
+    return existing
+
+# %% ../../notebooks/lib/01_store.ipynb #c0cd4b61
+def ensure_folder(dataset_api, folder: str) -> str:
+    "Create dataset folder `folder` and each missing parent, one level at a time (Hopsworks' `mkdir`)."
+    parts = [part for part in folder.split("/") if part]
+    for depth in range(2, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        if not dataset_api.exists(path):
+            dataset_api.mkdir(path)
+    return "/".join(parts)
+
+
+def put_file(dataset_api, local_path: str | Path, folder: str) -> str:
+    "Upload `local_path` into dataset `folder` under a staging name, then move it over the old file."
+    source, folder = Path(local_path), ensure_folder(dataset_api, folder)
+    with tempfile.TemporaryDirectory() as staging_folder:
+        staged = Path(staging_folder) / f".{source.name}.{uuid.uuid4().hex[:12]}.part"
+        shutil.copyfile(source, staged)
+        dataset_api.upload(str(staged), folder, overwrite=True)
+    target = f"{folder}/{source.name}"
+    dataset_api.move(f"{folder}/{staged.name}", target, overwrite=True)
+    return target

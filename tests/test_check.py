@@ -1,0 +1,43 @@
+"""`sml-run check` and `sml-run clean` as a user runs them, and the hopsworks backend without its settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def sml_run(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def env(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOPSWORKS_", "SML_"))}
+    return {**clean, "SML_OUTPUTS": str(tmp_path / "outputs"), "SML_BACKEND": "local"}
+
+
+def test_check_passes_on_the_local_backend_and_leaves_nothing_behind(env):
+    done = sml_run("check", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("ok", "FAILED"))]
+    assert len(lines) == 7 and all(line.startswith("ok") for line in lines), done.stdout
+    assert "7 of 7 capabilities ok." in done.stdout
+    assert sml_run("clean", env=env).stdout.startswith("0 object(s)")
+
+
+@pytest.mark.parametrize("command", [["run"], ["daily"], ["backfill", "--days", "2"], ["check"], ["clean", "--yes"]])
+def test_every_command_on_hopsworks_without_a_key_fails_at_once_saying_what_to_set(env, command):
+    env = {**env, "SML_BACKEND": "hopsworks", "HOPSWORKS_PROJECT": "demo"}
+    done = sml_run(*command, env=env)
+    assert done.returncode == 2
+    assert "needs HOPSWORKS_API_KEY set in the environment" in done.stderr
+    assert not os.path.exists(os.path.join(env["SML_OUTPUTS"], "runs"))  # no stage started
+
+
+def test_a_bad_namespace_stops_every_command_naming_it(env):
+    done = sml_run("daily", env={**env, "SML_NAMESPACE": "Bob's"})
+    assert done.returncode == 2 and "SML_NAMESPACE=\"Bob's\"" in done.stderr
