@@ -55,7 +55,7 @@ daily: setup  ## one daily + inference round for both datasets
 backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage
 	$(BIN)/sml-run backfill --days $(DAYS) --datasets $(DATASETS)
 
-check: setup  ## self-test of the chosen backend (SML_BACKEND): every capability on scratch objects, ~1 min
+check: setup  ## self-test of the chosen backend (SML_BACKEND): every capability on scratch objects (a few minutes on Hopsworks)
 	$(BIN)/sml-run check
 
 test: check-lock setup lint check-sync nbtest pytest  ## lock freshness, ruff, nbdev sync check, nbdev-test, pytest (stops at the first failure)
