@@ -23,7 +23,7 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .config import project_root, run_dir, run_stamp, runs_dir
+from .config import new_run_dir, project_root, run_dir, runs_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'warm_html_exporter', 'save_html',
@@ -180,11 +180,11 @@ def run_chain(dataset: str,  # iris or titanic
 def run_all(command: str,  # run, daily or backfill
             datasets: list[str],  # the datasets to run, in parallel
             days: int = 30,  # days of daily rows for run and backfill
-            stamp: str | None = None,  # the record folder's stamp; a new one when None
+            stamp: str | None = None,  # the run id naming its record folder; a new one when None
             folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
             ) -> list[ChainResult]:
     "Run `command` for every dataset in parallel (stages in order within each); one result per dataset."
-    stamp = stamp or run_stamp()
+    stamp = stamp or new_run_dir().name
     threading.Thread(target=warm_html_exporter, daemon=True).start()  # ready when the first stage ends
     with ThreadPoolExecutor(max_workers=max(1, len(datasets))) as pool:
         futures = [pool.submit(run_chain, dataset, plan(command, dataset, days), stamp, position, folder)
@@ -231,7 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # %% ../../notebooks/lib/07_runner.ipynb #086c8abf
 def main(argv: list[str] | None = None) -> int:
     "`sml-run`: run the stage notebooks; 0 when every dataset's chain ran, 1 otherwise."
-    args, stamp = parse_args(argv), run_stamp()
+    args, stamp = parse_args(argv), new_run_dir().name
     print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {run_dir(stamp)}/", flush=True)
     results = run_all(args.command, args.datasets, args.days, stamp)
     print("\n" + report(results, stamp, args.command), flush=True)
