@@ -92,9 +92,10 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
 
 
 def test_the_module_runs_as_a_script():
-    out = subprocess.run([sys.executable, "-m", "serverless_ml.runner", "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "run,daily,backfill" in out and "--datasets" in out
+    def help_text(*command: str) -> str:
+        return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *command, "--help"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "run,daily,backfill" in help_text() and "--datasets" in help_text("daily")
 
 
 def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys):
