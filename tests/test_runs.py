@@ -105,3 +105,69 @@ def test_no_record_holds_the_api_key(recorded):
         if path.is_file():
             assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
     assert "HOPSWORKS_API_KEY" in json.dumps(runs.read_manifest(recorded))  # the name is, the value is not
+
+
+def test_runs_and_show_list_and_print_the_records(recorded):
+    table = sml_run("runs").stdout
+    assert recorded.name in table and "run --days 2 --datasets iris" in table and "iris_model v1 acc" in table
+    shown = sml_run("show", recorded.name).stdout
+    assert f"run {recorded.name}: ok" in shown and "iris training: ok" in shown and '"test_size": 0.2' in shown
+    assert sml_run("show", "19990101").returncode != 0  # no such run
+
+
+def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
+    # a second fresh store: model files are compared by content (skops names members by object id)
+    done = sml_run("run", "--days", "2", "--datasets", "iris", "--now", FIRST,
+                   env={"SML_HOME": str(tmp_path / "store"), "SML_OUTPUTS": str(tmp_path / "outputs")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    [again] = (tmp_path / "outputs" / "runs").glob("20261120T120000Z-*")
+    first, second = runs.read_manifest(recorded), runs.read_manifest(again)
+    assert runs.compare_runs(first, recorded, second, again) == []
+    models = [s["outputs"]["models"][0] for s in (first["stages"][1], second["stages"][1])]
+    assert models[0]["metrics"] == models[1]["metrics"]
+    assert models[0]["model_content_sha256"] == models[1]["model_content_sha256"]
+    assert (recorded / "iris" / "predictions.csv").read_text().count("\n") == 3  # header + 2 predictions
+
+
+def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
+    done = sml_run("reproduce", recorded.name)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "Reproduced" in done.stdout
+    tampered = recorded.parent / (recorded.name[:17] + "feed")
+    tampered.mkdir()
+    (tampered / "iris").mkdir()
+    (tampered / "iris" / "predictions.csv").write_bytes((recorded / "iris" / "predictions.csv").read_bytes())
+    manifest = runs.read_manifest(recorded)
+    manifest["run_id"] = tampered.name
+    manifest["stages"][1]["outputs"]["models"][0]["metrics"]["accuracy"] = 0.5
+    runs.write_json(tampered / runs.MANIFEST, manifest)
+    done = sml_run("reproduce", tampered.name)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "iris training: iris_model accuracy 0.5 recorded" in done.stdout
+
+
+def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded):
+    daily = next(p for p in run_folders("20261121T080000Z"))  # made by the same-second test
+    done = sml_run("reproduce", daily.name)
+    assert done.returncode == 2 and "starts at the daily stage" in done.stdout
+
+
+def test_the_index_page_links_every_executed_notebook(recorded):
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+    index = config.runs_dir() / "index.html"
+    assert index.is_file()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(index.as_uri())
+        links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+        assert f"{recorded.name}/iris/2_training_pipeline.html" in " ".join(links)
+        for link in links:
+            page.goto(link)
+            assert page.locator("body").inner_text(), link  # the HTML copy opened
+        browser.close()
+    page = index.read_text()
+    made_by_the_runner = [m["run_id"] for m in runs.recorded_runs() if not m["run_id"].endswith("feed")]
+    assert all(f"<td>{run_id}</td>" in page for run_id in made_by_the_runner)  # rewritten at the end of each run

@@ -34,7 +34,8 @@ from .config import new_run_dir, project_root, run_dir, runs_dir, utc_now
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
            'save_html', 'IPCKernelManager', 'execute', 'ChainResult', 'failure_message', 'stage_parameters',
-           'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report', 'parse_args', 'run_stages', 'main']
+           'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report', 'parse_args', 'run_stages',
+           'list_runs', 'show_run', 'main', 'reexecute', 'reproduce_run']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -287,17 +288,23 @@ def _stage_command(commands, name: str, help: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`."
+    "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `runs`, `show RUN`, `reproduce RUN`."
     parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.")
     commands = parser.add_subparsers(dest="command", required=True)
     _stage_command(commands, "run", "feature + training + backfill of DAYS days")
     _stage_command(commands, "daily", "one daily + inference round")
     _stage_command(commands, "backfill", "DAYS days of daily + inference")
+    commands.add_parser("runs", help="a table of the recorded runs, newest first").add_argument(
+        "--last", type=int, default=20, help="how many runs to list")
+    commands.add_parser("show", help="one run's manifest, readable").add_argument("run", help="a run id")
+    commands.add_parser("reproduce", help="re-execute a run on a scratch store and compare").add_argument(
+        "run", help="a run id")
     args = parser.parse_args(argv)
     least = 0 if args.command == "run" else 1
-    if args.days < least:
+    if args.command in COMMANDS and args.days < least:
         parser.error(f"--days {args.days} is too small for {args.command}: give {least} or more.")
-    args.datasets = list(dict.fromkeys(args.datasets))
+    if args.command in COMMANDS:
+        args.datasets = list(dict.fromkeys(args.datasets))
     return args
 
 # %% ../../notebooks/lib/07_runner.ipynb #086c8abf
@@ -314,15 +321,61 @@ def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
         results = run_all(args.command, args.datasets, args.days, folder.name, manifest=manifest, now=now)
     finally:
         manifest.finish(None if results else "interrupted")
+        runs.write_index()
     print("\n" + report(results, folder.name, args.command), flush=True)
     return 0 if all(result.ok for result in results) else 1
+
+
+def list_runs(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run runs`: the recent runs as a table."
+    print(runs.runs_table(runs.recorded_runs()[:args.last]))
+    return 0
+
+
+def show_run(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run show RUN`: one manifest, readable."
+    print(runs.show_text(runs.find_run(args.run)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     "`sml-run`: 0 when the command succeeded, 1 otherwise."
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    return run_stages(args, argv)
+    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run}
+    return handlers.get(args.command, run_stages)(args, argv)
+
+# %% ../../notebooks/lib/07_runner.ipynb #c3d0f002
+def reexecute(recorded: dict, scratch: Path) -> tuple[dict, Path]:
+    "Re-execute the `recorded` run's stages (same parameters, same clock) on a store and runs folder in `scratch`."
+    plans = {}
+    for stage in recorded["stages"]:
+        plans.setdefault(stage["dataset"], []).append(Step(stage["stage"], stage["parameters"]))
+    now = datetime.fromisoformat(recorded["now"])
+    with stage_environment(SML_HOME=str(scratch / "store"), SML_RUNS=str(scratch / "runs")):
+        folder = new_run_dir(now)
+        manifest = runs.Manifest(folder, recorded["sml_command"], ["reproduce", recorded["run_id"]], now)
+        run_all(recorded["sml_command"], list(plans), stamp=folder.name, manifest=manifest, now=now, plans=plans)
+        return manifest.finish(), folder
+
+# %% ../../notebooks/lib/07_runner.ipynb #c3d0f003
+def reproduce_run(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run reproduce RUN`: 0 when the re-execution matches the record, 1 on any difference, 2 when it cannot."
+    recorded = runs.find_run(args.run)
+    for note in runs.origin_notes(recorded):
+        print(f"Note: {note}", flush=True)
+    problems = runs.scratch_problems(recorded)
+    if problems:
+        print("Cannot reproduce on a scratch store:\n  " + "\n  ".join(problems))
+        return 2
+    print(f"Re-executing run {recorded['run_id']} on a scratch store ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="sml-reproduce-") as scratch:
+        again, folder = reexecute(recorded, Path(scratch))
+        differences = runs.compare_runs(recorded, run_dir(recorded["run_id"]), again, folder)
+    print("\n".join(["Differences:", *[f"  {d}" for d in differences]]) if differences else
+          f"Reproduced: metrics, rows and {sum((s.get('outputs') or {}).get('predictions_added', 0) for s in again['stages'])} "
+          "predictions equal the record.")
+    return 1 if differences else 0
 
 
 if __name__ == "__main__" and "__file__" in globals():

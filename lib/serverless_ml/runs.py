@@ -24,9 +24,11 @@ from fastcore.basics import patch_to
 from .config import backend_name, project_root, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'MANIFEST', 'PREDICTIONS_FILE', 'sha256_bytes', 'sha256_file', 'skops_content_digest',
-           'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot', 'source_input', 'stage_inputs',
-           'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance', 'provenance_text']
+__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file',
+           'skops_content_digest', 'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot',
+           'source_input', 'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest',
+           'provenance', 'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text',
+           'write_index', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
 def sha256_bytes(data: bytes) -> str:
@@ -340,3 +342,185 @@ def provenance_text() -> str:
     commit = made["commit"] or "unknown (no git)"
     return f"run {made['run_id'] or 'none (not run by sml-run)'}, commit {commit}" + \
         (" + uncommitted changes" if made["dirty"] else "")
+
+# %% ../../notebooks/lib/09_runs.ipynb #1aa67bf1
+def recorded_runs(folder: Path | None = None, # the runs folder; `runs_dir()` when None
+                  ) -> list[dict]:
+    "Every run manifest under `folder`, newest first (folders from before manifests are skipped)."
+    folder = Path(folder or runs_dir())
+    paths = sorted(folder.glob(f"*/{MANIFEST}"), reverse=True) if folder.is_dir() else []
+    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+
+
+def find_run(run_id: str) -> dict:
+    "The manifest of run `run_id` (a unique prefix is enough); a LookupError naming it otherwise."
+    found = [m for m in recorded_runs() if m["run_id"].startswith(run_id)] if run_id else []
+    if len(found) != 1:
+        raise LookupError(f"Run {run_id!r} matches {len(found)} recorded runs in {runs_dir()}: "
+                          "give a full run id from `sml-run runs`.")
+    return found[0]
+
+# %% ../../notebooks/lib/09_runs.ipynb #b91d4ae2
+def key_figures(manifest: dict) -> str:
+    "The run's headline: each new model's accuracy, the rows and predictions added."
+    parts = []
+    for stage in manifest["stages"]:
+        outputs = stage.get("outputs") or {}
+        parts += [f"{m['name']} v{m['version']} acc {m['metrics'].get('accuracy', float('nan')):.3f}"
+                  for m in outputs.get("models", [])]
+    for what in ("rows_added", "predictions_added"):
+        total = sum((s.get("outputs") or {}).get(what, 0) for s in manifest["stages"])
+        parts += [f"+{total} {what.split('_')[0]}"] if total else []
+    return ", ".join(parts)
+
+
+def _commit(manifest: dict) -> str:
+    "The short commit, marked `+` when the tree was dirty."
+    git = manifest["git"]
+    return (git["commit"] or "no git")[:10] + ("+" if git.get("dirty") else "")
+
+# %% ../../notebooks/lib/09_runs.ipynb #5217fe43
+def runs_table(manifests: list[dict]) -> str:
+    "A plain-text table of runs: id, when, command, status, commit, key figures."
+    lines = [f"{'run':<22} {'started (UTC)':<20} {'command':<34} {'status':<8} {'commit':<11} figures"]
+    for m in manifests:
+        command = " ".join(m["command"][1:])
+        lines.append(f"{m['run_id']:<22} {m['started'][:19].replace('T', ' '):<20} {command[:34]:<34} "
+                     f"{m['status']:<8} {_commit(m):<11} {key_figures(m)}")
+    return "\n".join(lines)
+
+# %% ../../notebooks/lib/09_runs.ipynb #e6324e2c
+def show_text(manifest: dict) -> str:
+    "One manifest, readable: the run, the code and environment, then each stage."
+    env, lines = manifest["environment"], []
+    lines += [f"run {manifest['run_id']}: {manifest['status']}", f"  command  {' '.join(manifest['command'])}",
+              f"  started  {manifest['started']}, ended {manifest['ended']} ({manifest['duration_s']} s)",
+              f"  clock    {manifest['now']}", f"  commit   {_commit(manifest)} (diff sha256 "
+              f"{manifest['git'].get('diff_sha256')})", f"  python   {env['python']} on {env['platform']}",
+              f"  lock     {env['lock_sha256']}", f"  backend  {env['backend']}, namespace {env['namespace']!r}",
+              f"  set      {', '.join(env['variables'])}"]
+    for stage in manifest["stages"]:
+        lines += [f"\n{stage['dataset']} {stage['stage']}: {stage['status']} ({stage.get('duration_s', '-')} s)",
+                  f"  parameters {json.dumps(stage['parameters'])}"]
+        lines += [f"  FAILED in cell {stage['failure']['cell']} ({stage['failure']['source']}): "
+                  f"{stage['failure']['error']}"] if stage.get("failure") else []
+        lines += [f"  {part:<10} {json.dumps(stage[part])}" for part in ("inputs", "outputs") if stage.get(part)]
+    return "\n".join(lines)
+
+# %% ../../notebooks/lib/09_runs.ipynb #6c5a096e
+INDEX = "index.html"
+
+
+def _row_html(manifest: dict) -> str:
+    "One table row of the index: run, when, command, status, commit, figures and notebook links."
+    from html import escape
+    links = " ".join(f'<a href="{escape(manifest["run_id"])}/{escape(s["html"])}">{escape(s["dataset"])} '
+                     f'{escape(s["stage"])}</a>' for s in manifest["stages"] if s.get("html"))
+    cells = [manifest["run_id"], manifest["started"][:19].replace("T", " "), " ".join(manifest["command"][1:]),
+             manifest["status"], _commit(manifest), key_figures(manifest)]
+    return ("<tr class=\"" + escape(manifest["status"]) + "\">" + "".join(f"<td>{escape(c)}</td>" for c in cells)
+            + f"<td>{links}</td></tr>")
+
+# %% ../../notebooks/lib/09_runs.ipynb #a99055c5
+def write_index(folder: Path | None = None, # the runs folder; `runs_dir()` when None
+                ) -> Path:
+    "Write `index.html` over the run records in `folder`: every run, its status, links to its notebooks."
+    folder = Path(folder or runs_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "\n".join(_row_html(m) for m in recorded_runs(folder))
+    page = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>serverless-ml runs</title><style>"
+            "body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}.failed{background:#fdd}"
+            ".running{background:#ffd}</style></head><body><h1>Runs</h1><table><tr><th>run</th>"
+            "<th>started (UTC)</th><th>command</th><th>status</th><th>commit</th><th>figures</th>"
+            f"<th>notebooks</th></tr>\n{rows}\n</table></body></html>")
+    part = folder / f".{INDEX}.part"
+    part.write_text(page, encoding="utf-8")
+    os.replace(part, folder / INDEX)
+    return folder / INDEX
+
+# %% ../../notebooks/lib/09_runs.ipynb #4ab6905b
+PREDICTION_KEYS = ["id", "event_time", "prediction", "outcome", "model_version"]  # prediction_time left out
+
+
+def _stage_differences(label: str, recorded: dict, again: dict) -> list[str]:
+    "Where one stage's outputs and inputs differ between the recorded run and its reproduction."
+    found = [f"{label}: status {recorded['status']} recorded, {again['status']} now"] \
+        if recorded["status"] != again["status"] else []
+    old, new = recorded.get("outputs") or {}, again.get("outputs") or {}
+    for what in ("rows_added", "predictions_added"):
+        if old.get(what) != new.get(what):
+            found.append(f"{label}: {what} {old.get(what)} recorded, {new.get(what)} now")
+    for before, after in zip(old.get("models", []), new.get("models", []), strict=False):
+        if before.get("model_content_sha256") != after.get("model_content_sha256"):
+            found.append(f"{label}: {before['name']} model content {before.get('model_content_sha256')} recorded, "
+                         f"{after.get('model_content_sha256')} now")
+        for metric in sorted(set(before["metrics"]) | set(after["metrics"])):
+            if before["metrics"].get(metric) != after["metrics"].get(metric):
+                found.append(f"{label}: {before['name']} {metric} {before['metrics'].get(metric)!r} recorded, "
+                             f"{after['metrics'].get(metric)!r} now")
+    old_in, new_in = (recorded.get("inputs") or {}), (again.get("inputs") or {})
+    for part in ("feature_group", "predictions"):
+        if part in old_in and old_in[part] != new_in.get(part):
+            found.append(f"{label}: input {part} {old_in[part]} recorded, {new_in.get(part)} now")
+    return found
+
+# %% ../../notebooks/lib/09_runs.ipynb #0b3536c6
+def _predictions(folder: Path, dataset: str) -> pd.DataFrame:
+    "The predictions a run added for `dataset`, sorted, without prediction times; empty when none."
+    path = Path(folder) / dataset / PREDICTIONS_FILE
+    if not path.is_file():
+        return pd.DataFrame(columns=PREDICTION_KEYS)
+    frame = pd.read_csv(path, dtype=str)[PREDICTION_KEYS]
+    return frame.sort_values(["event_time", "id"], ignore_index=True)
+
+
+def prediction_differences(dataset: str, recorded: Path, again: Path) -> list[str]:
+    "Every prediction row that differs between two run folders, one line each."
+    old, new = _predictions(recorded, dataset), _predictions(again, dataset)
+    if len(old) != len(new):
+        return [f"{dataset}: {len(old)} predictions recorded, {len(new)} now"]
+    changed = (old != new).any(axis=1)
+    return [f"{dataset}: prediction row {i} {old.loc[i].to_dict()} recorded, {new.loc[i].to_dict()} now"
+            for i in changed[changed].index]
+
+# %% ../../notebooks/lib/09_runs.ipynb #47a897eb
+def compare_runs(recorded: dict, recorded_folder: Path, again: dict, again_folder: Path) -> list[str]:
+    "Every difference between a recorded run and its reproduction; empty when they agree."
+    found = []
+    for old in recorded["stages"]:
+        new = next((s for s in again["stages"] if (s["dataset"], s["stage"]) == (old["dataset"], old["stage"])), None)
+        label = f"{old['dataset']} {old['stage']}"
+        found += [f"{label}: not re-executed"] if new is None else _stage_differences(label, old, new)
+    for dataset in dict.fromkeys(s["dataset"] for s in recorded["stages"]):
+        found += prediction_differences(dataset, recorded_folder, again_folder)
+    return found
+
+# %% ../../notebooks/lib/09_runs.ipynb #88f105eb
+def origin_notes(recorded: dict) -> list[str]:
+    "What differs between the code and lock of the recorded run and this checkout, said before reproducing."
+    notes, git, lock = [], git_state(), sha256_file(project_root() / LOCK_FILE)
+    old_git, old_lock = recorded["git"], recorded["environment"].get("lock_sha256")
+    if (git["commit"], git["diff_sha256"]) != (old_git["commit"], old_git.get("diff_sha256")):
+        notes.append(f"The code differs: recorded commit {_commit(recorded)} (diff {old_git.get('diff_sha256')}), "
+                     f"this checkout {(git['commit'] or 'no git')[:10]}{'+' if git['dirty'] else ''} "
+                     f"(diff {git['diff_sha256']}).")
+    if lock != old_lock:
+        notes.append(f"The lock file differs: recorded {old_lock}, now {lock}.")
+    return notes
+
+# %% ../../notebooks/lib/09_runs.ipynb #c88fe87c
+def scratch_problems(recorded: dict) -> list[str]:
+    "Why a run cannot be re-executed on an empty store: it did not start from the historical data on a fresh one."
+    problems = []
+    for dataset in dict.fromkeys(s["dataset"] for s in recorded["stages"]):
+        stages = [s for s in recorded["stages"] if s["dataset"] == dataset]
+        if stages[0]["stage"] != "feature":
+            problems.append(f"{dataset}: the run starts at the {stages[0]['stage']} stage, on a store made earlier; "
+                            "only `sml-run run` records start from the historical data.")
+            continue
+        added = (stages[0].get("outputs") or {}).get("rows_added")
+        read = next(((s.get("inputs") or {}).get("feature_group", {}).get("rows") for s in stages[1:2]), added)
+        if added is not None and read != added:
+            problems.append(f"{dataset}: the store held {read - added} earlier rows when the run began; "
+                            "a scratch store starts empty, so the figures would differ.")
+    return problems
