@@ -117,8 +117,8 @@ def test_runs_and_show_list_and_print_the_records(recorded):
 
 def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
     # a second fresh store: model files are compared by content (skops names members by object id)
-    done = sml_run("run", "--days", "2", "--datasets", "iris", "--now", FIRST,
-                   env={"SML_HOME": str(tmp_path / "store"), "SML_OUTPUTS": str(tmp_path / "outputs")})
+    done = sml_run("run", "--days", "2", "--datasets", "iris",  # the clock pinned by SML_NOW, not --now
+                   env={"SML_HOME": str(tmp_path / "store"), "SML_OUTPUTS": str(tmp_path / "outputs"), "SML_NOW": FIRST})
     assert done.returncode == 0, done.stderr[-2000:]
     [again] = (tmp_path / "outputs" / "runs").glob("20261120T120000Z-*")
     first, second = runs.read_manifest(recorded), runs.read_manifest(again)
@@ -144,6 +144,9 @@ def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
     done = sml_run("reproduce", tampered.name)
     assert done.returncode == 1, done.stdout[-3000:]
     assert "iris training: iris_model accuracy 0.5 recorded" in done.stdout
+    compared = sml_run("compare", tampered.name, recorded.name)
+    assert compared.returncode == 1 and "iris_model accuracy 0.5 recorded" in compared.stdout
+    assert sml_run("compare", recorded.name, recorded.name).stdout.strip() == "No differences."
 
 
 def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded):

@@ -619,6 +619,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'serverless_ml.runner._observed_project': ( 'lib/runner.html#_observed_project',
                                                                                   'serverless_ml/runner.py'),
                                       'serverless_ml.runner._stage_command': ('lib/runner.html#_stage_command', 'serverless_ml/runner.py'),
+                                      'serverless_ml.runner.compare_two': ('lib/runner.html#compare_two', 'serverless_ml/runner.py'),
                                       'serverless_ml.runner.daily_seed': ('lib/runner.html#daily_seed', 'serverless_ml/runner.py'),
                                       'serverless_ml.runner.execute': ('lib/runner.html#execute', 'serverless_ml/runner.py'),
                                       'serverless_ml.runner.failure_message': ( 'lib/runner.html#failure_message',

@@ -35,7 +35,7 @@ from .config import new_run_dir, project_root, run_dir, runs_dir, utc_now
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
            'save_html', 'IPCKernelManager', 'execute', 'ChainResult', 'failure_message', 'stage_parameters',
            'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report', 'parse_args', 'run_stages',
-           'list_runs', 'show_run', 'main', 'reexecute', 'reproduce_run']
+           'list_runs', 'show_run', 'compare_two', 'main', 'reexecute', 'reproduce_run']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -234,7 +234,10 @@ def stage_environment(**variables: str):
         yield
     finally:
         for name, value in old.items():
-            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_all(command: str,  # run, daily or backfill
@@ -288,7 +291,7 @@ def _stage_command(commands, name: str, help: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `runs`, `show RUN`, `reproduce RUN`."
+    "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `runs`, `show RUN`, `reproduce RUN`, `compare RUN OTHER`."
     parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.")
     commands = parser.add_subparsers(dest="command", required=True)
     _stage_command(commands, "run", "feature + training + backfill of DAYS days")
@@ -299,6 +302,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     commands.add_parser("show", help="one run's manifest, readable").add_argument("run", help="a run id")
     commands.add_parser("reproduce", help="re-execute a run on a scratch store and compare").add_argument(
         "run", help="a run id")
+    compare = commands.add_parser("compare", help="the differences between two recorded runs")
+    compare.add_argument("run", help="a run id")
+    compare.add_argument("other", help="another run id")
     args = parser.parse_args(argv)
     least = 0 if args.command == "run" else 1
     if args.command in COMMANDS and args.days < least:
@@ -338,11 +344,20 @@ def show_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def compare_two(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run compare RUN OTHER`: every difference between two recorded runs; 1 when they differ."
+    first, second = runs.find_run(args.run), runs.find_run(args.other)
+    differences = runs.compare_runs(first, run_dir(first["run_id"]), second, run_dir(second["run_id"]))
+    print("\n".join([f"{first['run_id']} (recorded) against {second['run_id']} (now):",
+                     *[f"  {d}" for d in differences]]) if differences else "No differences.")
+    return 1 if differences else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     "`sml-run`: 0 when the command succeeded, 1 otherwise."
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run}
+    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run, "compare": compare_two}
     return handlers.get(args.command, run_stages)(args, argv)
 
 # %% ../../notebooks/lib/07_runner.ipynb #c3d0f002

@@ -139,6 +139,7 @@ _SNAPSHOT_LOCK = threading.Lock()  # the datasets' threads share one process: on
 
 def snapshot(project, # a logged-in project (`store.login()`)
              dataset: str, # iris or titanic
+             images: bool = True, # hash the uploaded monitoring pictures (only inference uploads them)
              ) -> dict:
     "What the store holds of `dataset`: feature rows, predictions, model versions, uploaded pictures."
     from serverless_ml.pipelines import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, model_name, predictions_name
@@ -147,7 +148,7 @@ def snapshot(project, # a logged-in project (`store.login()`)
         rows = _group_rows(fs, dataset, FEATURE_GROUP_VERSION)
         predictions = _group_rows(fs, predictions_name(dataset), PREDICTIONS_VERSION)
         models = project.get_model_registry().get_models(model_name(dataset)) or []
-        images = _image_digests(project.get_dataset_api(), dataset)
+        images = _image_digests(project.get_dataset_api(), dataset) if images else {}
     return {"rows": rows, "predictions": predictions, "models": {m.version: m for m in models}, "images": images}
 
 # %% ../../notebooks/lib/09_runs.ipynb #4930d57c
@@ -277,7 +278,7 @@ def plan(self, dataset: str, steps: list) -> None:
 @patch_to(Manifest)
 def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dict | None:
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
-    before = snapshot(project, dataset) if self.observe and project is not None else None
+    before = snapshot(project, dataset, stage == "inference") if self.observe and project is not None else None
     with self._lock:
         entry = self.entry(dataset, stage)
         entry.update(status="running", started=wall_clock(), parameters=parameters)
@@ -303,7 +304,7 @@ def end(self, dataset: str, stage: str, before: dict | None = None, project=None
         html: Path | None = None, # the executed notebook's HTML copy
         ) -> dict | None:
     "Record how `stage` ended (status, duration, failure, outputs); returns the store snapshot after it."
-    after = snapshot(project, dataset) if before is not None else None
+    after = snapshot(project, dataset, stage == "inference") if before is not None else None
     outputs, added = stage_outputs(before, after) if after is not None else (None, pd.DataFrame())
     if len(added):
         _keep_predictions(self.folder / dataset, added)
@@ -446,6 +447,10 @@ def _stage_differences(label: str, recorded: dict, again: dict) -> list[str]:
     "Where one stage's outputs and inputs differ between the recorded run and its reproduction."
     found = [f"{label}: status {recorded['status']} recorded, {again['status']} now"] \
         if recorded["status"] != again["status"] else []
+    for name in sorted(set(recorded["parameters"]) | set(again["parameters"])):
+        if recorded["parameters"].get(name) != again["parameters"].get(name):
+            found.append(f"{label}: parameter {name} {recorded['parameters'].get(name)!r} recorded, "
+                         f"{again['parameters'].get(name)!r} now")
     old, new = recorded.get("outputs") or {}, again.get("outputs") or {}
     for what in ("rows_added", "predictions_added"):
         if old.get(what) != new.get(what):
