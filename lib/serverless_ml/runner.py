@@ -358,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run, "compare": compare_two}
-    return handlers.get(args.command, run_stages)(args, argv)
+    try:
+        return handlers.get(args.command, run_stages)(args, argv)
+    except LookupError as error:  # an unknown or ambiguous run id: say which, no traceback
+        print(error, file=sys.stderr)
+        return 2
 
 # %% ../../notebooks/lib/07_runner.ipynb #c3d0f002
 def reexecute(recorded: dict, scratch: Path) -> tuple[dict, Path]:
