@@ -57,7 +57,7 @@ def test_a_failing_stage_stops_its_chain_only_and_is_reported(stages, capsys):
     code = runner.main(["backfill", "--days", "3", "--datasets", "iris", "titanic"])
     out = capsys.readouterr().out
     assert code == 1
-    [stamp] = [p.name for p in config.runs_dir().iterdir()]
+    [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
     iris, titanic = config.run_dir(stamp, "iris"), config.run_dir(stamp, "titanic")
     assert sorted(p.name for p in iris.iterdir()) == [
         "3_daily_feature_pipeline.html", "3_daily_feature_pipeline.ipynb",
@@ -76,7 +76,7 @@ def test_a_failing_stage_stops_its_chain_only_and_is_reported(stages, capsys):
 def test_a_successful_run_exits_zero_and_says_how_to_open_the_apps(stages, capsys):
     assert runner.main(["run", "--days", "0", "--datasets", "iris"]) == 0
     out = capsys.readouterr().out
-    [stamp] = [p.name for p in config.runs_dir().iterdir()]
+    [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
     assert sorted(p.name for p in config.run_dir(stamp, "iris").glob("*.ipynb")) == [
         "1_feature_pipeline.ipynb", "2_training_pipeline.ipynb"]
     assert "make serve" in out and "http://127.0.0.1:8866/voila/render/dashboard.ipynb" in out
@@ -92,9 +92,10 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
 
 
 def test_the_module_runs_as_a_script():
-    out = subprocess.run([sys.executable, "-m", "serverless_ml.runner", "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "run,daily,backfill" in out and "--datasets" in out
+    def help_text(*command: str) -> str:
+        return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *command, "--help"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "run,daily,backfill" in help_text() and "--datasets" in help_text("daily")
 
 
 def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys):
@@ -105,7 +106,7 @@ def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys)
     for stage in ("daily", "inference"):
         stand_in(stages, stage, code)
     assert runner.main(["daily", "--datasets", "iris", "titanic"]) == 0
-    [stamp] = [p.name for p in config.runs_dir().iterdir()]
+    [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
     endpoints = set()
     for dataset in ("iris", "titanic"):
         for notebook in sorted(config.run_dir(stamp, dataset).glob("*.ipynb")):

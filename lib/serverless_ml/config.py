@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STAMP_FORMAT', 'BACKENDS', 'NAMESPACE_PATTERN', 'project_root', 'outputs_dir', 'store_home', 'runs_dir', 'run_stamp',
-           'run_dir', 'backend_name', 'lock_timeout', 'namespace', 'namespaced']
+__all__ = ['STAMP_FORMAT', 'BACKENDS', 'NAMESPACE_PATTERN', 'project_root', 'outputs_dir', 'store_home', 'runs_dir', 'utc_now',
+           'run_stamp', 'run_dir', 'run_id', 'new_run_dir', 'backend_name', 'lock_timeout', 'namespace', 'namespaced']
 
 # %% ../../notebooks/lib/00_config.ipynb #3bffbafa
 def _env_path(name: str) -> Path | None:
@@ -43,15 +44,47 @@ def runs_dir() -> Path:
 # %% ../../notebooks/lib/00_config.ipynb #668dada0
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
+def utc_now() -> datetime:
+    "The current UTC time, or the time pinned by `SML_NOW` (ISO 8601; UTC when it names no zone)."
+    pinned = os.environ.get("SML_NOW", "").strip()
+    if not pinned:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"SML_NOW={pinned!r} is not an ISO time: write e.g. 2026-11-30T12:00:00Z, "
+                         "or unset it to use the clock.") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
 def run_stamp(now: datetime | None = None) -> str:
-    "A UTC time stamp naming one run's record folder, e.g. `20261126T215546Z`."
-    now = now or datetime.now(timezone.utc)
+    "A UTC time stamp, e.g. `20261126T215546Z`: the first part of a run id."
+    now = now or utc_now()
     return now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
 
 def run_dir(stamp: str | None = None, dataset: str | None = None) -> Path:
-    "The record folder of run `stamp` (a new stamp when None), per `dataset` when given."
+    "The record folder of run `stamp` (a run id; a new stamp when None), per `dataset` when given."
     folder = runs_dir() / (stamp or run_stamp())
     return folder / dataset if dataset else folder
+
+# %% ../../notebooks/lib/00_config.ipynb #a1d0c0f2
+def run_id(now: datetime | None = None, # the run's start; the clock (or `SML_NOW`) when None
+           ) -> str:
+    "A new run id: the UTC stamp plus a random suffix, e.g. `20261126T215546Z-3fa2`."
+    return f"{run_stamp(now)}-{secrets.token_hex(2)}"
+
+def new_run_dir(now: datetime | None = None, # the run's start; the clock (or `SML_NOW`) when None
+                attempts: int = 50, # suffixes to try before giving up
+                ) -> Path:
+    "A new, empty record folder, created exclusively under `runs_dir()`: no other run can own it."
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        folder = runs_dir() / run_id(now)
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free run id under {runs_dir()} after {attempts} tries: remove old run folders.")
 
 # %% ../../notebooks/lib/00_config.ipynb #1ce52ef2
 BACKENDS = ("local", "hopsworks")

@@ -21,8 +21,8 @@ import pandas as pd
 import PIL.Image
 from filelock import FileLock, Timeout
 
-from . import models, pictures, synthetic
-from .config import backend_name, lock_timeout, namespace, namespaced, project_root, store_home
+from . import models, pictures, runs, synthetic
+from .config import backend_name, lock_timeout, namespace, namespaced, project_root, store_home, utc_now
 from .datasets import DATASETS, HISTORICAL_TIME, check_source_url, load, schema, spec
 from .local_registry import LocalDatasetApi, LocalModelRegistry, local_resource
 from .local_store import keyed_test_mask
@@ -132,14 +132,14 @@ def day_times(n_days: int,  # how many days
               now: datetime | None = None,  # the current time (for tests)
               ) -> pd.DatetimeIndex:
     "One event time per day: `n_days` days from `first_day`, or ending now when `first_day` is None."
-    now = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC").floor("us")
+    now = pd.Timestamp(now or utc_now()).tz_convert("UTC").floor("us")
     start = pd.Timestamp(first_day) if first_day else now - pd.Timedelta(days=n_days - 1)
     return pd.DatetimeIndex([start + pd.Timedelta(days=k) for k in range(n_days)]).as_unit("us")
 
 
 def check_days(n_days: int, first_day: datetime | None, now: datetime | None = None) -> pd.DatetimeIndex:
     "The event times of a daily run, refused when they fall before the history or after now."
-    now = pd.Timestamp(now or datetime.now(timezone.utc)).tz_convert("UTC")
+    now = pd.Timestamp(now or utc_now()).tz_convert("UTC")
     if first_day is not None and first_day > now.to_pydatetime():  # before building times: 9999-12-31 overflows them
         raise ValueError(f"date={first_day:%Y-%m-%d} is in the future: give a day up to today "
                          f"({now:%Y-%m-%d}), or leave date empty.")
@@ -289,7 +289,8 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
     "Register `model` as a new version of `<dataset>_model`, with metrics, confusion image, example, lineage."
     entry = mr.python.create_model(
         name=model_name(dataset), metrics={key: float(value) for key, value in metrics.items()},
-        description=f"{dataset}: {type(model).__name__} trained on feature view {fv.name} v{fv.version}",
+        description=f"{dataset}: {type(model).__name__} trained on feature view {fv.name} v{fv.version}; "
+                    f"{runs.provenance_text()}",
         input_example=X_train.head(1), model_schema=model_schema(mr, X_train, y_train),
         feature_view=fv, training_dataset_version=_training_dataset_version(fv))
     with tempfile.TemporaryDirectory(prefix=f"{dataset}_model-") as folder:

@@ -7,12 +7,17 @@ datasets in parallel, every executed notebook kept with an HTML copy."""
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
+import os
 import sys
 import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,12 +28,15 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .config import backend_name, namespace, project_root, run_dir, run_stamp, runs_dir
+from . import runs
+from .config import backend_name, namespace, new_run_dir, project_root, run_dir, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'plan', 'warm_html_exporter', 'save_html',
-           'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message', 'run_chain',
-           'run_all', 'report', 'parse_args', 'preflight', 'main']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
+           'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message',
+           'stage_parameters', 'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report', 'parse_args',
+           'preflight', 'run_stages', 'list_runs', 'show_run', 'compare_two', 'check_or_clean', 'main', 'reexecute',
+           'reproduce_run']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -60,15 +68,25 @@ class Step:
         return STAGES[self.stage]
 
 # %% ../../notebooks/lib/07_runner.ipynb #9a2269d6
+def daily_seed(now: datetime, # the run's clock
+               dataset: str, # iris or titanic
+               ) -> int:
+    "The daily generator's seed for a run at `now`: fresh rows each run, the same rows for the same clock."
+    digest = hashlib.sha256(f"{now.isoformat()}|{dataset}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def plan(command: str,  # run, daily or backfill
          dataset: str,  # iris or titanic
          days: int = 30,  # days of daily rows for run and backfill
+         seed: int | None = None,  # the daily generator's seed; the notebook's default (fresh rows) when None
          ) -> list[Step]:
     "The steps `command` takes for `dataset`, in order."
     if command not in COMMANDS:
         raise ValueError(f"Unknown command {command!r}: use one of {', '.join(COMMANDS)}.")
     days = 1 if command == "daily" else days
-    rounds = [Step("daily", {"dataset": dataset, "n_days": days}), Step("inference", {"dataset": dataset})]
+    daily = {"dataset": dataset, "n_days": days} | ({} if seed is None else {"seed": seed})
+    rounds = [Step("daily", daily), Step("inference", {"dataset": dataset})]
     if command != "run":
         return rounds
     setup = [Step("feature", {"dataset": dataset}), Step("training", {"dataset": dataset})]
@@ -181,36 +199,87 @@ def failure_message(dataset: str,  # the chain's dataset
         cause = f"{type(error).__name__}: {error}"
     return f"{where}\n  {cause}\n  executed notebook kept at {notebook}"
 
+# %% ../../notebooks/lib/07_runner.ipynb #b2c0a002
+def stage_parameters(step: Step,  # the stage and its injected parameters
+                     folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
+                     ) -> dict:
+    "Every parameter of `step`'s notebook: its defaults, with the injected values over them."
+    found = papermill.inspect_notebook(str(notebook_path(step.stage, folder)))
+    defaults = {name: ast.literal_eval(about["default"]) for name, about in found.items()}
+    return defaults | step.parameters
+
+
+def failure_record(error: BaseException) -> dict:
+    "The failing cell (its number and first line) and the error, for the run manifest."
+    if not isinstance(error, PapermillExecutionError):
+        return {"cell": None, "source": None, "error": f"{type(error).__name__}: {error}"}
+    first_line = next((line for line in error.source.splitlines() if line.strip()), "").strip()
+    return {"cell": error.exec_count, "source": first_line, "error": f"{error.ename}: {error.evalue}"}
+
 # %% ../../notebooks/lib/07_runner.ipynb #88d930bf
+def _observed_project(manifest: runs.Manifest | None):
+    "The project the manifest observes the store through, None when not observing."
+    from serverless_ml.store import login
+    return login() if manifest is not None and manifest.observe else None
+
+
 def run_chain(dataset: str,  # iris or titanic
               steps: list[Step],  # the stages, in order
-              stamp: str,  # the run's UTC stamp, naming its record folder
+              stamp: str,  # the run id, naming its record folder
               position: int = 0,  # progress bar line
               folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
+              manifest: runs.Manifest | None = None,  # the run's manifest, updated after every stage
               ) -> ChainResult:
     "Execute `steps` in order for `dataset` under the run folder; stop at the first failure."
-    result, out_dir = ChainResult(dataset), run_dir(stamp, dataset)
+    result, out_dir, project = ChainResult(dataset), run_dir(stamp, dataset), _observed_project(manifest)
+    if manifest:
+        manifest.plan(dataset, steps)
     for step in steps:
+        before = manifest.begin(dataset, step.stage, stage_parameters(step, folder), project) if manifest else None
+        failure = None
         try:
             result.executed.append(execute(step, out_dir, position, label=dataset, folder=folder))
-        except Exception as error:  # any failure stops this chain; the report names it
-            result.error = failure_message(dataset, step, error, out_dir / step.notebook)
+        except Exception as error:  # any failure stops this chain; the report and the manifest name it
+            result.error, failure = failure_message(dataset, step, error, out_dir / step.notebook), failure_record(error)
+        if manifest:
+            manifest.end(dataset, step.stage, before, project, failure, (out_dir / step.notebook).with_suffix(".html"))
+        if failure:
             break
     return result
 
 # %% ../../notebooks/lib/07_runner.ipynb #65260a4b
+@contextmanager
+def stage_environment(**variables: str):
+    "Set environment `variables` for the stage kernels started inside (`SML_NOW`, `SML_RUN_ID`), restoring them after."
+    old = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_all(command: str,  # run, daily or backfill
             datasets: list[str],  # the datasets to run, in parallel
             days: int = 30,  # days of daily rows for run and backfill
-            stamp: str | None = None,  # the record folder's stamp; a new one when None
+            stamp: str | None = None,  # the run id naming its record folder; a new one when None
             folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
+            manifest: runs.Manifest | None = None,  # the run's manifest, updated after every stage
+            now: datetime | None = None,  # the run's clock, the stages' "now"; the clock (or `SML_NOW`) when None
+            plans: dict | None = None,  # the steps per dataset, when not planned from `command` (reproduce)
             ) -> list[ChainResult]:
     "Run `command` for every dataset in parallel (stages in order within each); one result per dataset."
-    stamp = stamp or run_stamp()
+    now = now or utc_now()
+    stamp = stamp or new_run_dir(now).name
+    plans = plans or {dataset: plan(command, dataset, days, daily_seed(now, dataset)) for dataset in datasets}
     threading.Thread(target=warm_html_exporter, daemon=True).start()  # ready when the first stage ends
-    with ThreadPoolExecutor(max_workers=max(1, len(datasets))) as pool:
-        futures = [pool.submit(run_chain, dataset, plan(command, dataset, days), stamp, position, folder)
-                   for position, dataset in enumerate(datasets)]
+    with stage_environment(SML_NOW=now.isoformat(), SML_RUN_ID=stamp), ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
+        futures = [pool.submit(run_chain, dataset, steps, stamp, position, folder, manifest)
+                   for position, (dataset, steps) in enumerate(plans.items())]
         return [future.result() for future in futures]
 
 # %% ../../notebooks/lib/07_runner.ipynb #e76b7ae3
@@ -234,20 +303,43 @@ def report(results: list[ChainResult],  # one per dataset
     return "\n".join(lines)
 
 # %% ../../notebooks/lib/07_runner.ipynb #c7fcd83a
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    "The command line: `run|daily|backfill [--days N] [--datasets ...]`."
+def _stage_command(commands, name: str, help: str) -> None:
+    "Add stage command `name` (run, daily, backfill) and its options to `commands`."
     from serverless_ml.datasets import DATASETS
 
+    command = commands.add_parser(name, help=help)
+    command.add_argument("--days", type=int, default=30, help="days of daily rows for run and backfill")
+    command.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    command.add_argument("--now", help="pin the clock to this ISO time (UTC when no zone), like SML_NOW")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `check`, `clean [--yes]`, `runs`, `show RUN`, `reproduce RUN`, `compare RUN OTHER`."
     parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.")
-    parser.add_argument("command", choices=COMMANDS, help="run: feature + training + backfill; "
-                        "daily: one daily + inference round; backfill: DAYS days of daily + inference")
-    parser.add_argument("--days", type=int, default=30, help="days of daily rows for run and backfill")
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    commands = parser.add_subparsers(dest="command", required=True)
+    _stage_command(commands, "run", "feature + training + backfill of DAYS days")
+    _stage_command(commands, "daily", "one daily + inference round")
+    _stage_command(commands, "backfill", "DAYS days of daily + inference")
+    commands.add_parser("runs", help="a table of the recorded runs, newest first").add_argument(
+        "--last", type=int, default=20, help="how many runs to list")
+    commands.add_parser("show", help="one run's manifest, readable").add_argument("run", help="a run id")
+    commands.add_parser("reproduce", help="re-execute a run on a scratch store and compare").add_argument(
+        "run", help="a run id")
+    for name, text in (("check", "self-test of the backend on scratch objects"),
+                       ("clean", "list (with --yes, delete) this project's objects on the backend")):
+        tool = commands.add_parser(name, help=text)
+        tool.add_argument("--backend", choices=["local", "hopsworks"], default=None)
+        if name == "clean":
+            tool.add_argument("--yes", action="store_true", help="delete; without it, only list")
+    compare = commands.add_parser("compare", help="the differences between two recorded runs")
+    compare.add_argument("run", help="a run id")
+    compare.add_argument("other", help="another run id")
     args = parser.parse_args(argv)
     least = 0 if args.command == "run" else 1
-    if args.days < least:
+    if args.command in COMMANDS and args.days < least:
         parser.error(f"--days {args.days} is too small for {args.command}: give {least} or more.")
-    args.datasets = list(dict.fromkeys(args.datasets))
+    if args.command in COMMANDS:
+        args.datasets = list(dict.fromkeys(args.datasets))
     return args
 
 # %% ../../notebooks/lib/07_runner.ipynb #94d707bc
@@ -264,22 +356,99 @@ def preflight() -> str | None:
     return None
 
 # %% ../../notebooks/lib/07_runner.ipynb #086c8abf
+def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run run|daily|backfill`: the stages, recorded in a new run folder with its manifest and index."
+    if args.now:
+        os.environ["SML_NOW"] = args.now
+    remove_stale_kernel_sockets()  # what a killed run left in the temporary folder
+    now = utc_now()
+    folder = new_run_dir(now)
+    manifest = runs.Manifest(folder, args.command, argv, now)
+    print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {folder}/", flush=True)
+    results = []
+    try:
+        results = run_all(args.command, args.datasets, args.days, folder.name, manifest=manifest, now=now)
+    finally:
+        manifest.finish(None if results else "interrupted")
+        runs.write_index()
+    print("\n" + report(results, folder.name, args.command), flush=True)
+    return 0 if all(result.ok for result in results) else 1
+
+
+def list_runs(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run runs`: the recent runs as a table."
+    print(runs.runs_table(runs.recorded_runs()[:args.last]))
+    return 0
+
+
+def show_run(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run show RUN`: one manifest, readable."
+    print(runs.show_text(runs.find_run(args.run)))
+    return 0
+
+
+def compare_two(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run compare RUN OTHER`: every difference between two recorded runs; 1 when they differ."
+    first, second = runs.find_run(args.run), runs.find_run(args.other)
+    differences = runs.compare_runs(first, run_dir(first["run_id"]), second, run_dir(second["run_id"]))
+    print("\n".join([f"{first['run_id']} (recorded) against {second['run_id']} (now):",
+                     *[f"  {d}" for d in differences]]) if differences else "No differences.")
+    return 1 if differences else 0
+
+
+def check_or_clean(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run check` and `sml-run clean [--yes]`, in `serverless_ml.check`."
+    from serverless_ml.check import main as check_main
+    return check_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    "`sml-run`: run the stage notebooks (or check, clean); 0 when all ran, 1 when one failed, 2 bad usage."
+    "`sml-run`: 0 when the command succeeded, 1 when it failed, 2 on bad usage or missing settings."
     argv = sys.argv[1:] if argv is None else list(argv)
-    problem = preflight()
+    args = parse_args(argv)
+    problem = preflight() if args.command in (*COMMANDS, "check", "clean") else None
     if problem:
         print(f"sml-run: {problem}", file=sys.stderr)
         return 2
-    if argv[:1] in (["check"], ["clean"]):
-        from serverless_ml.check import main as check_main
-        return check_main(argv)
-    args, stamp = parse_args(argv), run_stamp()
-    remove_stale_kernel_sockets()  # what a killed run left in the temporary folder
-    print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {run_dir(stamp)}/", flush=True)
-    results = run_all(args.command, args.datasets, args.days, stamp)
-    print("\n" + report(results, stamp, args.command), flush=True)
-    return 0 if all(result.ok for result in results) else 1
+    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run, "compare": compare_two,
+                "check": check_or_clean, "clean": check_or_clean}
+    try:
+        return handlers.get(args.command, run_stages)(args, argv)
+    except LookupError as error:  # an unknown or ambiguous run id: say which, no traceback
+        print(error, file=sys.stderr)
+        return 2
+
+# %% ../../notebooks/lib/07_runner.ipynb #c3d0f002
+def reexecute(recorded: dict, scratch: Path) -> tuple[dict, Path]:
+    "Re-execute the `recorded` run's stages (same parameters, same clock) on a store and runs folder in `scratch`."
+    plans = {}
+    for stage in recorded["stages"]:
+        plans.setdefault(stage["dataset"], []).append(Step(stage["stage"], stage["parameters"]))
+    now = datetime.fromisoformat(recorded["now"])
+    with stage_environment(SML_HOME=str(scratch / "store"), SML_RUNS=str(scratch / "runs")):
+        folder = new_run_dir(now)
+        manifest = runs.Manifest(folder, recorded["sml_command"], ["reproduce", recorded["run_id"]], now)
+        run_all(recorded["sml_command"], list(plans), stamp=folder.name, manifest=manifest, now=now, plans=plans)
+        return manifest.finish(), folder
+
+# %% ../../notebooks/lib/07_runner.ipynb #c3d0f003
+def reproduce_run(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run reproduce RUN`: 0 when the re-execution matches the record, 1 on any difference, 2 when it cannot."
+    recorded = runs.find_run(args.run)
+    for note in runs.origin_notes(recorded):
+        print(f"Note: {note}", flush=True)
+    problems = runs.scratch_problems(recorded)
+    if problems:
+        print("Cannot reproduce on a scratch store:\n  " + "\n  ".join(problems))
+        return 2
+    print(f"Re-executing run {recorded['run_id']} on a scratch store ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="sml-reproduce-") as scratch:
+        again, folder = reexecute(recorded, Path(scratch))
+        differences = runs.compare_runs(recorded, run_dir(recorded["run_id"]), again, folder)
+    print("\n".join(["Differences:", *[f"  {d}" for d in differences]]) if differences else
+          f"Reproduced: metrics, rows and {sum((s.get('outputs') or {}).get('predictions_added', 0) for s in again['stages'])} "
+          "predictions equal the record.")
+    return 1 if differences else 0
 
 
 if __name__ == "__main__" and "__file__" in globals():

@@ -1,0 +1,176 @@
+"""Run records: unique run ids, the run manifest, the commands over the records, reproducing a run.
+
+The real stages run here (papermill kernels on a temporary store): one module fixture records a
+`sml-run run` of iris; each test runs only the stages it checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import use_local_store
+
+from serverless_ml import config, runs
+
+FAKE_KEY = "sml-test-fake-api-key-5d0c2a"  # set while the runs run; must never reach a record
+FIRST = "2026-11-20T12:00:00Z"  # the recorded run's pinned clock
+
+
+def sml_run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    "`sml-run argv` in a subprocess, with the test's environment (plus `env`)."
+    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *argv], capture_output=True, text=True,
+                          env={**os.environ, "HOPSWORKS_API_KEY": FAKE_KEY, **(env or {})}, timeout=900)
+
+
+def run_folders(prefix: str = "") -> list:
+    "The record folders whose run id starts with `prefix`, oldest first."
+    return sorted(p for p in config.runs_dir().iterdir() if p.is_dir() and p.name.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    "A store made by `sml-run run --days 2 --datasets iris --now FIRST`; yields that run's folder."
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as env:
+        use_local_store(env, root)
+        done = sml_run("run", "--days", "2", "--datasets", "iris", "--now", FIRST)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        [folder] = run_folders("20261120T120000Z")
+        yield folder
+
+
+def test_three_runs_started_in_the_same_second_keep_three_complete_records(recorded):
+    same = "2026-11-21T08:00:00Z"  # one pinned clock: the three runs share the same stamp
+    with ThreadPoolExecutor(3) as pool:
+        done = list(pool.map(lambda _: sml_run("daily", "--datasets", "iris", "--now", same), range(3)))
+    assert [d.returncode for d in done] == [0, 0, 0], [d.stderr[-2000:] for d in done]
+    folders = run_folders("20261121T080000Z")
+    assert len(folders) == 3, [p.name for p in run_folders()]
+    for folder in folders:
+        assert sorted(p.name for p in (folder / "iris").iterdir() if p.suffix != ".csv") == [
+            "3_daily_feature_pipeline.html", "3_daily_feature_pipeline.ipynb",
+            "4_batch_inference_pipeline.html", "4_batch_inference_pipeline.ipynb"]
+        assert runs.read_manifest(folder)["status"] == "ok"
+    printed = {line for d in done for line in d.stdout.splitlines() if line.startswith("Run records:")}
+    assert len(printed) == 3, printed  # each run names its own folder
+
+
+def test_the_manifest_records_code_environment_parameters_inputs_and_outputs(recorded):
+    manifest = runs.read_manifest(recorded)
+    assert manifest["run_id"] == recorded.name and manifest["status"] == "ok"
+    assert manifest["command"] == ["sml-run", "run", "--days", "2", "--datasets", "iris", "--now", FIRST]
+    assert manifest["now"] == "2026-11-20T12:00:00+00:00" and manifest["ended"] >= manifest["started"]
+    assert len(manifest["git"]["commit"]) == 40 and isinstance(manifest["git"]["dirty"], bool)
+    environment = manifest["environment"]
+    assert environment["backend"] == "local" and environment["namespace"] == ""
+    assert {"HOPSWORKS_API_KEY", "SML_HOME", "SML_OUTPUTS"} <= set(environment["variables"])
+    assert "lock_sha256" in environment and environment["python"].startswith("3.")
+    stages = {s["stage"]: s for s in manifest["stages"]}
+    assert list(stages) == ["feature", "training", "daily", "inference"]
+    assert all(s["status"] == "ok" and s["duration_s"] > 0 for s in stages.values())
+    assert stages["training"]["parameters"] == {"dataset": "iris", "test_size": 0.2, "seed": 42, "backend": ""}
+    assert stages["daily"]["parameters"]["seed"] >= 0 and stages["daily"]["parameters"]["n_days"] == 2
+    assert stages["feature"]["outputs"]["rows_added"] == 150
+    assert stages["training"]["inputs"]["feature_group"]["rows"] == 150
+    assert len(stages["training"]["inputs"]["feature_group"]["fingerprint"]) == 64
+    [model] = stages["training"]["outputs"]["models"]
+    assert model["version"] == 1 and 0.6 < model["metrics"]["accuracy"] <= 1
+    assert recorded.name in model["description"] and manifest["git"]["commit"] in model["description"]
+    assert stages["daily"]["outputs"]["rows_added"] == 2
+    assert stages["inference"]["outputs"]["predictions_added"] == 2
+    assert all(len(digest) == 64 for digest in stages["inference"]["outputs"]["images"].values())
+    assert len(stages["inference"]["outputs"]["images"]) == 4
+    assert (recorded / stages["inference"]["html"]).is_file()
+
+
+def test_a_failing_stage_is_recorded_with_its_cell_and_the_rest_as_pending(recorded):
+    done = sml_run("daily", "--datasets", "iris", "--now", "2001-01-01T00:00:00Z")  # before the history
+    assert done.returncode == 1
+    [folder] = run_folders("20010101T000000Z")
+    manifest = runs.read_manifest(folder)
+    assert manifest["status"] == "failed" and manifest["ended"] is not None
+    daily, inference = manifest["stages"]
+    assert daily["status"] == "failed" and daily["failure"]["cell"] is not None
+    assert "historical snapshot" in daily["failure"]["error"]
+    assert daily["failure"]["source"].startswith("params = pipelines.check_params(")
+    assert inference["status"] == "pending"
+
+
+def test_no_record_holds_the_api_key(recorded):
+    for path in config.runs_dir().rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert "HOPSWORKS_API_KEY" in json.dumps(runs.read_manifest(recorded))  # the name is, the value is not
+
+
+def test_runs_and_show_list_and_print_the_records(recorded):
+    table = sml_run("runs").stdout
+    assert recorded.name in table and "run --days 2 --datasets iris" in table and "iris_model v1 acc" in table
+    shown = sml_run("show", recorded.name).stdout
+    assert f"run {recorded.name}: ok" in shown and "iris training: ok" in shown and '"test_size": 0.2' in shown
+    assert sml_run("show", "19990101").returncode != 0  # no such run
+
+
+def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
+    # a second fresh store: model files are compared by content (skops names members by object id)
+    done = sml_run("run", "--days", "2", "--datasets", "iris",  # the clock pinned by SML_NOW, not --now
+                   env={"SML_HOME": str(tmp_path / "store"), "SML_OUTPUTS": str(tmp_path / "outputs"), "SML_NOW": FIRST})
+    assert done.returncode == 0, done.stderr[-2000:]
+    [again] = (tmp_path / "outputs" / "runs").glob("20261120T120000Z-*")
+    first, second = runs.read_manifest(recorded), runs.read_manifest(again)
+    assert runs.compare_runs(first, recorded, second, again) == []
+    models = [s["outputs"]["models"][0] for s in (first["stages"][1], second["stages"][1])]
+    assert models[0]["metrics"] == models[1]["metrics"]
+    assert models[0]["model_content_sha256"] == models[1]["model_content_sha256"]
+    assert (recorded / "iris" / "predictions.csv").read_text().count("\n") == 3  # header + 2 predictions
+
+
+def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
+    done = sml_run("reproduce", recorded.name)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "Reproduced" in done.stdout
+    tampered = recorded.parent / (recorded.name[:17] + "feed")
+    tampered.mkdir()
+    (tampered / "iris").mkdir()
+    (tampered / "iris" / "predictions.csv").write_bytes((recorded / "iris" / "predictions.csv").read_bytes())
+    manifest = runs.read_manifest(recorded)
+    manifest["run_id"] = tampered.name
+    manifest["stages"][1]["outputs"]["models"][0]["metrics"]["accuracy"] = 0.5
+    runs.write_json(tampered / runs.MANIFEST, manifest)
+    done = sml_run("reproduce", tampered.name)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "iris training: iris_model accuracy 0.5 recorded" in done.stdout
+    compared = sml_run("compare", tampered.name, recorded.name)
+    assert compared.returncode == 1 and "iris_model accuracy 0.5 recorded" in compared.stdout
+    assert sml_run("compare", recorded.name, recorded.name).stdout.strip() == "No differences."
+
+
+def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded):
+    daily = next(p for p in run_folders("20261121T080000Z"))  # made by the same-second test
+    done = sml_run("reproduce", daily.name)
+    assert done.returncode == 2 and "starts at the daily stage" in done.stdout
+
+
+def test_the_index_page_links_every_executed_notebook(recorded):
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+    index = config.runs_dir() / "index.html"
+    assert index.is_file()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(index.as_uri())
+        links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+        assert f"{recorded.name}/iris/2_training_pipeline.html" in " ".join(links)
+        for link in links:
+            page.goto(link)
+            assert page.locator("body").inner_text(), link  # the HTML copy opened
+        browser.close()
+    page = index.read_text()
+    made_by_the_runner = [m["run_id"] for m in runs.recorded_runs() if not m["run_id"].endswith("feed")]
+    assert all(f"<td>{run_id}</td>" in page for run_id in made_by_the_runner)  # rewritten at the end of each run
