@@ -39,7 +39,7 @@ __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 
            'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html',
            'counts_html', 'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab',
            'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
-           'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'settle']
+           'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -785,16 +785,40 @@ def resident_memory(server) -> int:
     return total
 
 
+def cpu_seconds(server) -> float:
+    "CPU seconds used so far by `server` and every process under it that still runs."
+    import psutil
+
+    total = 0.0
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _reading(server) -> tuple[int, int, float]:
+    "`(kernels, memory, CPU seconds)` of `server` now."
+    return kernel_count(server), resident_memory(server), cpu_seconds(server)
+
+
+def _calm(before: tuple, after: tuple, kernels: int) -> bool:
+    "True when two readings 2 s apart show `kernels` kernels, memory within 2 % and under 0.2 CPU seconds used."
+    return (before[0] == after[0] == kernels and abs(after[1] - before[1]) < 0.02 * after[1]
+            and after[2] - before[2] < 0.2)
+
+
 def settle(server,  # a psutil process, e.g. `voila_process(url)`
            kernels: int,  # the kernel count to wait for, e.g. the preheated ones at rest
            timeout: float,  # seconds to wait at most
+           quiet: int = 3,  # calm readings in a row (2 s apart) that make a rest
            ) -> tuple[int, int]:
-    "`(kernels, memory)` of `server` once it runs `kernels` kernels and its memory holds steady, or at `timeout`."
-    deadline, last = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        now = resident_memory(server)
-        if kernel_count(server) == kernels and abs(now - last) < 0.02 * now:
-            break
-        last = now
+    "`(kernels, memory)` of `server` once it runs `kernels` kernels and has been quiet, or at `timeout`."
+    deadline, calm, last = time.monotonic() + timeout, 0, _reading(server)
+    while calm < quiet and time.monotonic() < deadline:
         time.sleep(2)
+        now = _reading(server)
+        calm = calm + 1 if _calm(last, now, kernels) else 0
+        last = now
     return kernel_count(server), resident_memory(server)
