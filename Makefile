@@ -86,8 +86,8 @@ pytest: setup  ## the pytest suite
 serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/ (settings: notebooks/apps_server/voila.py)
 	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 --Voila.config_file_paths=notebooks/apps_server
 
-lab: setup  ## JupyterLab on the notebooks, with this venv's kernel
-	$(BIN)/jupyter lab notebooks
+lab: setup  ## JupyterLab on the notebooks, with this venv's kernel (--allow-root when run as root)
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup  ## benchmarks as ratios against a floor measured in the same run
 	$(BIN)/python bench/run.py

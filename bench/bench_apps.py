@@ -5,7 +5,12 @@ the two apps and a trivial notebook (a button and a label), over a temporary sto
 runner with 30 days of predictions. The trivial notebook is the floor: what any Voila page costs on
 this machine in this run.
 
+A second server (the apps only, the `make serve` settings with a culling time of 20 s instead of
+300 s) takes `MEMORY_VISITS` plain page visits; its memory once the culler has done its work is set
+against its memory at rest, before the visits (the floor).
+
     python bench/run.py apps
+    python bench/bench_apps.py memory    # only the memory row
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -30,6 +37,11 @@ RENDERS = 3  # first renders per notebook (each on a freshly preheated kernel)
 CLICKS = 20  # clicks per notebook
 SETTLE_S = 8  # seconds for the kernel pool to refill and preheat between renders
 TIMEOUT_MS = 180_000
+MEMORY_VISITS = 50  # plain page visits, the two apps in turn
+CULL_IDLE_S, CULL_INTERVAL_S = 20, 5  # the server's culling shortened from 300 s and 60 s, so the bench is short
+CULLING = (f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
+           f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
+POOL = 2  # preheated kernels at rest, one per app
 
 TRIVIAL = """import ipywidgets as widgets
 
@@ -137,8 +149,48 @@ def row(name: str, value: float, floor: float, goal: float | None, what: str) ->
     return {"name": name, "value_s": value, "floor_s": floor, "ratio": value / floor, "goal": goal, "what": what}
 
 
+def visit(url: str) -> int:
+    "The HTTP status of one plain visit (200 a page, 503 the busy page), the whole page read."
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_MS / 1000) as answer:
+            answer.read()
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def memory_after_visits(env: dict, log: Path) -> tuple[int, int, int, dict]:
+    "`(at rest, peak, after, counts)`: the server's bytes before, during and after `MEMORY_VISITS` visits; answers, kernels."
+    with apps.running_voila(env=env, log_path=log, options=CULLING) as url:
+        server = apps.voila_process(url)
+        _, rest = apps.settle(server, POOL, timeout=300)
+        peak, statuses = rest, {}
+        for n in range(MEMORY_VISITS):
+            status = visit(url + apps.APPS_URL_PATH.format(app=("predict", "dashboard")[n % 2]))
+            statuses[status] = statuses.get(status, 0) + 1
+            peak = max(peak, apps.resident_memory(server))
+        kernels, after = apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
+    return rest, peak, after, {**statuses, "kernels after": kernels}
+
+
+def memory_rows() -> list[dict]:
+    "The apps' server memory after `MEMORY_VISITS` visits against at rest; a row for bench/run.py."
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        rest, peak, after, statuses = memory_after_visits(filled_store_env(scratch), scratch / "voila.log")
+    mib = 1 << 20
+    return [row("app_memory_50_visits", after / mib, rest / mib, 1.5,
+                f"server + kernels after {MEMORY_VISITS} visits and the culling, vs at rest (MiB); "
+                f"peak {peak / mib:.0f} MiB; {statuses}")]
+
+
 def run() -> list[dict]:
-    "Measure both apps against the trivial notebook; rows for bench/run.py."
+    "Measure both apps against the trivial notebook, and the server's memory after visits; rows for bench/run.py."
+    return browser_rows() + memory_rows()
+
+
+def browser_rows() -> list[dict]:
+    "Measure both apps against the trivial notebook in Chromium."
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -162,5 +214,5 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    for result in run():
+    for result in (memory_rows() if sys.argv[1:] == ["memory"] else run()):
         print(result)

@@ -40,7 +40,7 @@ __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 
            'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html',
            'counts_html', 'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab',
            'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
-           'free_port', 'running_voila']
+           'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -730,6 +730,7 @@ def running_voila(folder: Path | None = None,  # the served folder; `apps_folder
                   env: dict | None = None,  # environment of the server and its kernels; this one when None
                   log_path: Path | None = None,  # where the server's output goes; discarded when None
                   timeout: float = 60,  # seconds to wait for the server to answer
+                  options: tuple = (),  # extra command-line settings, e.g. `--MappingKernelManager.cull_interval=2`
                   ):
     "A `voila_command` server on a free port for the length of a `with` block; yields its base URL."
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -738,7 +739,7 @@ def running_voila(folder: Path | None = None,  # the served folder; `apps_folder
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port()  # free now; another process may still take it before Voila binds it
             # Voila would move to the next port on its own, where we would not look: make it exit instead
-            command = voila_command(port, folder) + ["--Voila.port_retries=0"]
+            command = [*voila_command(port, folder), "--Voila.port_retries=0", *options]
             server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
             if _await(server, url, deadline):
@@ -764,3 +765,71 @@ def _stop(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+# %% ../../notebooks/lib/08_apps.ipynb #c4851232
+def voila_process(url: str):
+    "The `running_voila` server answering at `url`, as a psutil process (a child of this process)."
+    import psutil  # a dev dependency: only tests and benchmarks watch servers
+
+    port = f"--port={url.rsplit(':', 1)[-1]}"
+    for child in psutil.Process().children():
+        if port in child.cmdline():
+            return child
+    raise LookupError(f"No server started by this process answers at {url}: start it with running_voila.")
+
+
+def kernel_count(server) -> int:
+    "How many kernels `server` (a psutil process) runs now: its child processes."
+    return len(server.children())
+
+
+def resident_memory(server) -> int:
+    "Resident bytes of `server` and every process under it; a kernel that ends meanwhile counts 0."
+    import psutil
+
+    total = 0
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def cpu_seconds(server) -> float:
+    "CPU seconds used so far by `server` and every process under it that still runs."
+    import psutil
+
+    total = 0.0
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _reading(server) -> tuple[int, int, float]:
+    "`(kernels, memory, CPU seconds)` of `server` now."
+    return kernel_count(server), resident_memory(server), cpu_seconds(server)
+
+
+def _calm(before: tuple, after: tuple, kernels: int) -> bool:
+    "True when two readings 2 s apart show `kernels` kernels, memory within 2 % and under 0.2 CPU seconds used."
+    return (before[0] == after[0] == kernels and abs(after[1] - before[1]) < 0.02 * after[1]
+            and after[2] - before[2] < 0.2)
+
+
+def settle(server,  # a psutil process, e.g. `voila_process(url)`
+           kernels: int,  # the kernel count to wait for, e.g. the preheated ones at rest
+           timeout: float,  # seconds to wait at most
+           quiet: int = 3,  # calm readings in a row (2 s apart) that make a rest
+           ) -> tuple[int, int]:
+    "`(kernels, memory)` of `server` once it runs `kernels` kernels and has been quiet, or at `timeout`."
+    deadline, calm, last = time.monotonic() + timeout, 0, _reading(server)
+    while calm < quiet and time.monotonic() < deadline:
+        time.sleep(2)
+        now = _reading(server)
+        calm = calm + 1 if _calm(last, now, kernels) else 0
+        last = now
+    return kernel_count(server), resident_memory(server)

@@ -1,0 +1,245 @@
+"""Served apps stay bounded in memory, turn visitors away politely when full, and load nothing from
+another host.
+
+Real `voila` servers (the `make serve` command and settings, notebooks/apps_server/voila.py) run on
+free ports over a temporary store, with a shorter culling time given on the command line. The
+kernels are the server process's children, the server's memory is the resident memory of the server
+and its children (`apps.kernel_count`, `apps.resident_memory`). Every wait is a bounded loop that
+stops as soon as its condition holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from urllib.parse import urlparse
+
+import pytest
+from test_apps import daily_and_inference, train
+from test_browser import CHROMIUM, CHROMIUM_ARGS, in_store, require_chromium
+
+from serverless_ml import apps
+
+APPS = ("predict", "dashboard")
+VISITS = 30  # visits to each app, in each test
+POOL = len(APPS)  # preheated kernels at rest: one per app
+CULL_IDLE_S = 10  # the tests' culling: idle 10 s, looked for every 2 s (the server's own: 300 s, 60 s)
+CULL_INTERVAL_S = 2
+CULLING = (f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
+           f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
+SLACK_S = 90  # on a busy 2-core machine a kernel takes seconds to start or stop
+MEMORY_TOLERANCE = 1.2  # back to rest: at most 20 % above the resting memory (the server's own heap may grow)
+READY = {"predict": ".sml-page >> text=Predict", "dashboard": ".sml-counts"}
+RENDER_TIMEOUT_MS = 120_000
+
+
+# ---- servers ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served_env(tmp_path_factory) -> dict:
+    "The environment of a temporary store with both models and 3 days of predictions (as test_browser's)."
+    home = tmp_path_factory.mktemp("serving")
+    env = {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"), "SML_BACKEND": "local"}
+    for dataset in ("iris", "titanic"):
+        in_store(env, train, dataset)
+        in_store(env, daily_and_inference, dataset, 3, 7)
+    return env
+
+
+def at_rest(server) -> int:
+    "The server's memory once only the preheated kernels run and their imports are done."
+    count, memory = apps.settle(server, POOL, timeout=300)
+    assert count == POOL, f"The server never came to rest: {count} kernels, {memory >> 20} MiB"
+    return memory
+
+
+def back_to_rest(server) -> tuple[int, int]:
+    "`(kernels, memory)` once the visitors' kernels are culled, or when the culling time (and slack) has passed."
+    return apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + SLACK_S)
+
+
+@pytest.fixture(scope="module")
+def server(served_env, tmp_path_factory):
+    "The apps on a real server with the `make serve` settings and a 10-second culling; yields (url, process, rest)."
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    with apps.running_voila(env=served_env, log_path=log, options=CULLING) as url:
+        process = apps.voila_process(url)
+        yield url, process, at_rest(process)
+
+
+# ---- visiting -----------------------------------------------------------------------------------
+
+def get(url: str) -> tuple[int, str]:
+    "`(status, body)` of a plain HTTP GET, as curl or a crawler makes it."
+    try:
+        with urllib.request.urlopen(url, timeout=RENDER_TIMEOUT_MS / 1000) as answer:
+            return answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode("utf-8", "replace")
+
+
+def page_url(url: str, app: str) -> str:
+    "The address of `app` on the server at `url`."
+    return url + apps.APPS_URL_PATH.format(app=app)
+
+
+def max_kernels() -> int:
+    "The server's cap, read from its settings file."
+    from test_apps import voila_settings
+
+    return voila_settings()["MAX_KERNELS"]
+
+
+def test_plain_visits_leave_no_kernel_behind(server):
+    url, process, rest = server
+    peak = 0
+    for _ in range(VISITS):
+        for app in APPS:
+            status, body = get(page_url(url, app))
+            assert status in (200, 503), (app, status, body[:500])
+            assert "Traceback" not in body
+            peak = max(peak, apps.kernel_count(process))
+    assert POOL < peak <= max_kernels()  # visits ran kernels of their own, never more than the cap
+    count, after = back_to_rest(process)
+    assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
+    assert after <= MEMORY_TOLERANCE * rest, f"{after >> 20} MiB after the visits, {rest >> 20} MiB at rest"
+
+
+# ---- nothing from another host ------------------------------------------------------------------
+
+class Links(HTMLParser):
+    "Every address a page makes the browser load: src and href attributes, script imports, CSS url()."
+
+    def __init__(self):
+        super().__init__()
+        self.addresses = []
+
+    def handle_starttag(self, tag, attrs):
+        self.addresses += [value for name, value in attrs if name in ("src", "href") and value]
+
+    def handle_data(self, data):
+        self.addresses += re.findall(r"""(?:import\(|url\()\s*["']?([^"')\s]+)""", data)
+
+
+def foreign_hosts(body: str) -> set[str]:
+    "Hosts other than this server that `body` loads anything from."
+    links = Links()
+    links.feed(body)
+    return {urlparse(address).hostname for address in links.addresses
+            if urlparse(address).hostname not in (None, "127.0.0.1")}
+
+
+def test_pages_load_nothing_from_another_host(server):
+    url, _, _ = server
+    pages = {app: get(page_url(url, app)) for app in APPS}
+    pages["list of apps"] = get(url + "/voila/")
+    pages["missing page"] = get(url + "/voila/render/missing.ipynb")
+    for name, (status, body) in pages.items():
+        assert status in (200, 404), (name, status)
+        assert foreign_hosts(body) == set(), name
+    assert "fontawesome" not in pages["predict"][1].lower()  # the icons come from Voila's own bundle
+
+
+# ---- the cap ------------------------------------------------------------------------------------
+
+def test_the_gate_holds_a_place_for_each_admitted_visit_until_it_expires(monkeypatch):
+    from test_apps import voila_settings
+
+    settings = voila_settings()
+    manager = settings["BoundedKernelManager"](max_kernels=2)
+    assert [manager.admit() for _ in range(3)] == [True, True, False]  # no kernel yet: the places are promised
+    later = time.monotonic() + settings["RESERVATION_SECONDS"] + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)  # the promised kernels never came: places free again
+    assert manager.admit()
+
+
+@pytest.fixture(scope="module")
+def small_server(served_env, tmp_path_factory):
+    "A server capped at the preheated kernels and one visitor, culling after 30 s; yields (url, process)."
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    options = ("--BoundedKernelManager.max_kernels=3", "--MappingKernelManager.cull_idle_timeout=30",
+               f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
+    with apps.running_voila(env=served_env, log_path=log, options=options) as url:
+        process = apps.voila_process(url)
+        at_rest(process)
+        yield url, process
+
+
+def test_a_visitor_over_the_cap_gets_a_busy_page_then_a_place(small_server):
+    url, process = small_server
+    assert get(page_url(url, "predict"))[0] == 200  # the one visitor's place
+    status, body = get(page_url(url, "dashboard"))
+    assert status == 503
+    assert "The apps are busy" in body and "try again in a minute" in body
+    assert "Traceback" not in body and "Error" not in body
+    assert foreign_hosts(body) == set()
+    assert apps.kernel_count(process) <= 3
+    deadline = time.monotonic() + 30 + CULL_INTERVAL_S + SLACK_S
+    while status == 503 and time.monotonic() < deadline:  # until the first visitor's kernel is culled
+        time.sleep(2)
+        status, body = get(page_url(url, "dashboard"))
+    assert status == 200, body[:500]  # the freed place goes to the next visitor
+    assert apps.kernel_count(process) <= 3
+
+
+# ---- in a browser -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    "Headless Chromium (as test_browser's fixture, without its filled store)."
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def visit(browser, url: str, app: str, close_tab: bool = False) -> tuple[str, set[str]]:
+    "Open `app` in a fresh context until it is on screen; `(kernel id, hosts other than the server asked)`."
+    context = browser.new_context()
+    asked = set()
+    context.on("request", lambda request: asked.add(urlparse(request.url).hostname))
+    page = context.new_page()
+    page.goto(page_url(url, app), wait_until="commit")
+    page.locator(READY[app]).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+    kernel_id = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+    if close_tab:
+        page.close(run_before_unload=True)  # as a person closing the tab: the page says goodbye to its kernel
+    context.close()  # otherwise the page just goes: its socket closes and the culler frees the kernel
+    return kernel_id, asked - {"127.0.0.1", None}
+
+
+@pytest.mark.browser
+def test_browser_visits_leave_no_kernel_behind(server, browser):
+    url, process, rest = server
+    at_rest(process)  # the plain visits' kernels are gone
+    for _ in range(VISITS):
+        for app in APPS:
+            _, foreign = visit(browser, url, app)
+            assert foreign == set(), app
+            assert apps.kernel_count(process) <= max_kernels()
+    count, after = back_to_rest(process)
+    assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
+    assert after <= MEMORY_TOLERANCE * rest, f"{after >> 20} MiB after the visits, {rest >> 20} MiB at rest"
+
+
+@pytest.mark.browser
+def test_closing_the_tab_shuts_its_kernel_down(browser, served_env, tmp_path):
+    log = tmp_path / "voila.log"
+    options = ("--MappingKernelManager.cull_idle_timeout=3600",)  # no culling: only the closed tab can do it
+    with apps.running_voila(env=served_env, log_path=log, options=options) as url:
+        process = apps.voila_process(url)
+        at_rest(process)
+        kernel_id, _ = visit(browser, url, "predict", close_tab=True)
+        deadline = time.monotonic() + SLACK_S
+        while f"Kernel shutdown: {kernel_id}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(1)
+        text = log.read_text()
+    assert f"Kernel shutdown: {kernel_id}" in text
+    assert "_xsrf' argument missing" not in text
