@@ -81,7 +81,7 @@ def test_only_staging_whose_process_is_gone_or_a_day_old_is_removed(sml_home):
     assert all(path.exists() for path in kept)
 
 
-def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, monkeypatch):
+def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, monkeypatch, sml_home):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the runner's kernels put their sockets here
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import asyncio, time
@@ -104,7 +104,7 @@ def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, m
     live = socket.socket(socket.AF_UNIX)  # another run's kernel, still listening
     live.bind(str(tmp_path / "sml-kernel-0123456789ab-1"))
     live.listen()
-    monkeypatch.setattr(runner, "run_all", lambda *args: [])
+    monkeypatch.setattr(runner, "run_all", lambda *args, **kwargs: [])
     deadline = time.monotonic() + 30
     while any(path.exists() for path in left) and time.monotonic() < deadline:
         runner.main(["daily"])  # the killed kernel needs a moment to notice its parent is gone
