@@ -22,23 +22,9 @@ from serverless_ml.store import login
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 SCREENSHOTS = outputs_dir() / "screenshots"
 RENDER_TIMEOUT_MS = 120_000  # first render on a busy 2-core machine
 CLICK_TIMEOUT_MS = 60_000
-
-
-def require_chromium() -> None:
-    "Skip (or, with CI=true, fail) when Debian's Chromium is not installed."
-    if CHROMIUM.is_file():
-        return
-    message = (f"No browser at {CHROMIUM}: install Chromium with `sudo apt-get install chromium` "
-               "(Debian/Ubuntu) to run the browser tests.")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " CI=true: the browser tests must run, not skip.")
-    pytest.skip(message)
 
 
 def in_store(env: dict, stage, *args):
@@ -47,18 +33,6 @@ def in_store(env: dict, stage, *args):
         for name in ("SML_HOME", "SML_OUTPUTS", "SML_BACKEND"):
             patch.setenv(name, env[name])
         return stage(login("local"), *args)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    "Headless Chromium with a fresh temporary profile (Playwright makes one per launch)."
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -155,22 +155,17 @@ def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(rec
     assert done.returncode == 2 and "starts at the daily stage" in done.stdout
 
 
-def test_the_index_page_links_every_executed_notebook(recorded):
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
-    require_chromium()
-    from playwright.sync_api import sync_playwright
+def test_the_index_page_links_every_executed_notebook(recorded, browser):
     index = config.runs_dir() / "index.html"
     assert index.is_file()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto(index.as_uri())
-        links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
-        assert f"{recorded.name}/iris/2_training_pipeline.html" in " ".join(links)
-        for link in links:
-            page.goto(link)
-            assert page.locator("body").inner_text(), link  # the HTML copy opened
-        browser.close()
+    page = browser.new_page()
+    page.goto(index.as_uri())
+    links = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+    assert f"{recorded.name}/iris/2_training_pipeline.html" in " ".join(links)
+    for link in links:
+        page.goto(link)
+        assert page.locator("body").inner_text(), link  # the HTML copy opened
+    page.close()
     page = index.read_text()
     made_by_the_runner = [m["run_id"] for m in runs.recorded_runs() if not m["run_id"].endswith("feed")]
     assert all(f"<td>{run_id}</td>" in page for run_id in made_by_the_runner)  # rewritten at the end of each run

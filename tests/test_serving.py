@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 from test_apps import daily_and_inference, train
-from test_browser import CHROMIUM, CHROMIUM_ARGS, in_store, require_chromium
+from test_browser import in_store
 
 from serverless_ml import apps
 
@@ -187,18 +187,6 @@ def test_a_visitor_over_the_cap_gets_a_busy_page_then_a_place(small_server):
 
 
 # ---- in a browser -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    "Headless Chromium (as test_browser's fixture, without its filled store)."
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
 
 def visit(browser, url: str, app: str, close_tab: bool = False) -> tuple[str, set[str]]:
     "Open `app` in a fresh context until it is on screen; `(kernel id, hosts other than the server asked)`."
