@@ -142,10 +142,11 @@ def snapshot(project, # a logged-in project (`store.login()`)
              images: bool = True, # hash the uploaded monitoring pictures (only inference uploads them)
              ) -> dict:
     "What the store holds of `dataset`: feature rows, predictions, model versions, uploaded pictures."
-    from serverless_ml.pipelines import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, model_name, predictions_name
+    from serverless_ml.pipelines import (FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, model_name,
+                                         predictions_name)
     with _SNAPSHOT_LOCK:
         fs = project.get_feature_store()
-        rows = _group_rows(fs, dataset, FEATURE_GROUP_VERSION)
+        rows = _group_rows(fs, group_name(dataset), FEATURE_GROUP_VERSION)  # SML_NAMESPACE applies
         predictions = _group_rows(fs, predictions_name(dataset), PREDICTIONS_VERSION)
         models = project.get_model_registry().get_models(model_name(dataset)) or []
         images = _image_digests(project.get_dataset_api(), dataset) if images else {}
@@ -183,10 +184,10 @@ def source_input(dataset: str, source: str = "") -> dict:
 # %% ../../notebooks/lib/09_runs.ipynb #0ad2e1a9
 def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> dict:
     "What `stage` read: the source file (feature stage), else the feature group and predictions before it."
-    from serverless_ml.pipelines import predictions_name
+    from serverless_ml.pipelines import group_name, predictions_name
     if stage == "feature":
         return source_input(dataset, parameters.get("source", ""))
-    inputs = {"feature_group": _group_summary(dataset, before["rows"])}
+    inputs = {"feature_group": _group_summary(group_name(dataset), before["rows"])}
     if stage == "inference":
         inputs["predictions"] = _group_summary(predictions_name(dataset), before["predictions"])
     return inputs
