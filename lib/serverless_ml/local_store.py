@@ -703,9 +703,9 @@ class LocalQuery:
         df = self._left_feature_group._read(self._feature_names, start_time, end_time, online, filters=self._filters)
         return _as_dataframe_type(df, dataframe_type)
 
-    def filter(self, condition: Filter | Logic) -> LocalQuery:
-        "This query, keeping only rows where `condition` holds (e.g. `fg.get_feature('event_time') >= start`)."
-        added = condition.filters if isinstance(condition, Logic) else (condition,)
+    def filter(self, f: Filter | Logic) -> LocalQuery:
+        "This query, keeping only rows where condition `f` holds (e.g. `fg.get_feature('event_time') >= start`)."
+        added = f.filters if isinstance(f, Logic) else (f,)
         return LocalQuery(self._left_feature_group, self._feature_names, self._filters + added)
 
     def show(self, n: int, online: bool = False) -> pd.DataFrame:
