@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -16,6 +17,7 @@ import hopsworks
 import hsfs.engine as hsfs_engine
 import pandas as pd
 import pytest
+from hopsworks_apigen.errors import HopsworksDeprecationWarning
 from hopsworks_common.client.exceptions import RestAPIError
 from hopsworks_common.core.dataset_api import DatasetApi
 from hsfs import feature, feature_group, feature_store
@@ -241,6 +243,20 @@ def test_a_registered_model_carries_schema_example_lineage_and_a_skops_file(clus
     assert body["inputExample"] and body["description"].startswith("iris: ")
     assert saved["files"] == sorted([models.MODEL_FILE, models.MANIFEST_FILE, "confusion_matrix.png"])
     assert not any(name.endswith((".pkl", ".joblib")) for name in saved["files"])
+
+
+def test_the_model_schema_is_the_json_hsml_writes_without_its_deprecation_warning():
+    from hsml.model_schema import ModelSchema
+    from hsml.schema import Schema
+
+    rows = load("titanic")  # text, float and integer columns
+    X, y = rows[pipelines.spec("titanic").features], rows["survived"]
+    with pytest.warns(HopsworksDeprecationWarning):
+        theirs = ModelSchema(Schema(X), Schema(y)).json()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ours warns nothing and imports no hsfs
+        ours = pipelines.model_schema(X, y).json()
+    assert ours == theirs
 
 
 def test_a_missing_resources_subfolder_is_made_level_by_level_and_a_file_is_replaced_by_a_move(cluster):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -169,10 +171,21 @@ def test_unknown_type_is_refused_even_with_a_matching_digest(tmp_path, iris):
         models.load_model(folder)
 
 
-@pytest.mark.parametrize("name", ["model.pkl", "model.joblib"])
+@pytest.mark.parametrize("name", ["model.pkl", "model.joblib", "weights.bin"])  # .bin: caught by its first bytes
 def test_pickle_or_joblib_in_the_folder_is_refused(tmp_path, iris, name):
     folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "iris")
     (folder / name).write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(models.UntrustedModelError, match=name):
+        models.load_model(folder)
+
+
+@pytest.mark.parametrize("name, write", [
+    ("model.pkl", lambda path: path.write_bytes(pickle.dumps({"a": 1}, protocol=0))),  # text protocol: no 0x80 byte
+    ("model.joblib", lambda path: joblib.dump({"a": 1}, path, compress=3)),  # zlib-compressed: no 0x80 byte
+])
+def test_a_pickle_without_the_pickle_header_is_refused_by_its_name(tmp_path, iris, name, write):
+    folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "iris")
+    write(folder / name)
     with pytest.raises(models.UntrustedModelError, match=name):
         models.load_model(folder)
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import use_local_store
 
-from serverless_ml import apps, datasets, local_registry, models, pipelines
+from serverless_ml import apps, dataset_api, datasets, models, pipelines
 from serverless_ml.store import login
 
 STATE = f"{pipelines.state_folder('iris')}/{pipelines.STATE_FILE}"
@@ -67,7 +67,7 @@ def server_log(monkeypatch) -> list[str]:
 
 def put_state(project, data: bytes) -> None:
     "Replace iris's state file with `data`, as a crash, a full disk or a hand edit would."
-    local_registry.local_resource(STATE).write_bytes(data)
+    dataset_api.local_resource(STATE).write_bytes(data)
 
 
 def stored(project) -> int:
@@ -107,7 +107,7 @@ def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, s
         tab.refresh()
     assert "<b>6</b> predictions" in tab.counts.value and "6,000" not in tab.counts.value
     assert "it counts 6,000 predictions where the store holds 6" in server_log[0]
-    assert local_registry.local_resource(STATE).read_bytes() == wrong  # the dashboard only reads
+    assert dataset_api.local_resource(STATE).read_bytes() == wrong  # the dashboard only reads
 
 
 def test_the_dashboard_counts_predictions_logged_after_the_state(project):
@@ -121,7 +121,7 @@ def test_a_damaged_picture_is_drawn_again_never_shown_broken(project, server_log
     view = pipelines.monitoring_data(project, "iris")
     images = pipelines.monitoring_images(view)
     pipelines.upload_images(project.get_dataset_api(), "iris", images, stamp=view.stamp)
-    confusion = local_registry.local_resource(f"{pipelines.images_folder('iris')}/{pipelines.IMAGES[2]}")
+    confusion = dataset_api.local_resource(f"{pipelines.images_folder('iris')}/{pipelines.IMAGES[2]}")
     confusion.write_bytes(images[pipelines.IMAGES[2]][:300])  # truncated, as a full disk leaves it
     data = apps.read_dashboard("iris", project)
     assert "Resources/images/iris/confusion_matrix.png is damaged" in server_log[0]

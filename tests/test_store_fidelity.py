@@ -10,12 +10,15 @@ import hsfs.feature_store
 import hsfs.feature_view
 import hsml.model
 import hsml.model_registry
+import hsml.model_schema
 import hsml.python.signature
+import hsml.schema
 import pytest
 from hopsworks_common.core.dataset_api import DatasetApi
 from hopsworks_common.project import Project
 
-from serverless_ml.local_registry import LocalDatasetApi, LocalModel, LocalModelRegistry, _Flavour
+from serverless_ml.dataset_api import LocalDatasetApi
+from serverless_ml.local_registry import LocalModel, LocalModelRegistry, ModelSchema, Schema, _Flavour
 from serverless_ml.local_store import LocalFeatureGroup, LocalFeatureStore, LocalFeatureView, LocalQuery
 from serverless_ml.store import LocalProject
 
@@ -28,11 +31,14 @@ PAIRS = [
     (LocalModelRegistry, hsml.model_registry.ModelRegistry),
     (LocalModel, hsml.model.Model),
     (LocalDatasetApi, DatasetApi),
+    (Schema, hsml.schema.Schema),
+    (ModelSchema, hsml.model_schema.ModelSchema),
 ]
 
 
 def public_methods(cls) -> list[str]:
-    return [name for name, member in vars(cls).items() if not name.startswith("_") and inspect.isfunction(member)]
+    "The public methods of `cls`, inherited ones included."
+    return [name for name, member in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")]
 
 
 def check_parameters(local, sdk, where: str) -> None:

@@ -90,7 +90,7 @@ def _register_and_load(check: Check) -> str:
     model = KNeighborsClassifier(n_neighbors=1).fit(X, y)
     entry = check.mr.python.create_model(
         name=check.name, metrics={"accuracy": 1.0}, description="sml-run check: scratch", input_example=X.head(1),
-        model_schema=model_schema(check.mr, X, y), feature_view=check.view,
+        model_schema=model_schema(X, y), feature_view=check.view,
         training_dataset_version=check.view.get_last_accessed_training_dataset())
     with tempfile.TemporaryDirectory() as folder:
         models.save_model(model, folder)

@@ -23,11 +23,12 @@ from filelock import FileLock, Timeout
 
 from . import models, pictures, runs, synthetic
 from .config import backend_name, lock_timeout, namespace, namespaced, project_root, store_home, utc_now
+from .dataset_api import LocalDatasetApi, local_resource
 from .datasets import DATASETS, HISTORICAL_TIME, check_source_url, load, schema, spec
-from .local_registry import LocalDatasetApi, LocalModelRegistry, local_resource
+from .local_registry import ModelSchema, Schema
 from .local_store import keyed_test_mask
-from .store import (WRITE_PATH, ModelSchema, Schema, SchemaMismatchError, check_existing,
-                                 expectation_suite, put_file, read_since)
+from .store import (WRITE_PATH, SchemaMismatchError, check_existing, expectation_suite, put_file,
+                                 read_since)
 
 # %% auto #0
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'MAX_NEW_ROWS', 'SEED_RANGE',
@@ -269,16 +270,8 @@ def _training_dataset_version(fv) -> int | None:
     return fv.get_last_accessed_training_dataset()
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #1d50f234
-def _columnar(frame: pd.DataFrame | pd.Series) -> dict:
-    "The columnar schema of a DataFrame or Series, as hsml's `Schema(frame).to_dict()` writes it."
-    columns = frame.dtypes.items() if isinstance(frame, pd.DataFrame) else [(frame.name, frame.dtype)]
-    return {"columnar_schema": [{"name": str(name), "type": str(dtype)} for name, dtype in columns]}
-
-
-def model_schema(mr, X_train: pd.DataFrame, y_train: pd.Series):
-    "hsml's `ModelSchema` for Hopsworks; for the local registry the same JSON, built without hsml."
-    if isinstance(mr, LocalModelRegistry):  # hsml's Schema imports all of hsfs (~0.75 s) and its deprecated
-        return {"input_schema": _columnar(X_train), "output_schema": _columnar(y_train)}  # ModelSchema walks the stack
+def model_schema(X_train: pd.DataFrame, y_train: pd.Series) -> ModelSchema:
+    "The model's input and output schema, as hsml writes it; both registries store it as `model_schema.json`."
     return ModelSchema(Schema(X_train), Schema(y_train))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #35116ab0
@@ -291,7 +284,7 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
         name=model_name(dataset), metrics={key: float(value) for key, value in metrics.items()},
         description=f"{dataset}: {type(model).__name__} trained on feature view {fv.name} v{fv.version}; "
                     f"{runs.provenance_text()}",
-        input_example=X_train.head(1), model_schema=model_schema(mr, X_train, y_train),
+        input_example=X_train.head(1), model_schema=model_schema(X_train, y_train),
         feature_view=fv, training_dataset_version=_training_dataset_version(fv))
     with tempfile.TemporaryDirectory(prefix=f"{dataset}_model-") as folder:
         models.save_model(model, folder)

@@ -17,8 +17,8 @@ from hsml.schema import Schema
 
 from .config import backend_name
 from .hopsworks_store import login_hopsworks
-from .local_registry import (DatasetError, LocalDatasetApi, LocalModelRegistry, ModelRegistryError,
-                                          UnsafeModelFileError, check_model_files)
+from .dataset_api import DatasetError, LocalDatasetApi
+from .local_registry import LocalModelRegistry, ModelRegistryError
 from .local_store import (FeatureStoreError, LocalFeatureStore, StoreBusyError, StoreDamagedError,
                                        store_file)
 from .validation import ExpectationSuite, ValidationError, ValidationReport, expectation_suite
