@@ -242,7 +242,7 @@ def _unavailable(dataset: str, what: str) -> str:
 
 
 def serve_models(names: tuple = datasets.DATASETS,  # the datasets to serve
-                 login: Callable | None = None,  # () -> project; `store.login` when None
+                 login: Callable | None = None,  # () -> project; `store_project` (logged in once per kernel) when None
                  ) -> dict:
     "Each dataset's model loaded once (per visitor's kernel), or the sentence to show instead; never raises."
     try:
