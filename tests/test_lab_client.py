@@ -14,7 +14,7 @@ import textwrap
 import pytest
 from sklearn.datasets import load_iris
 
-from serverless_ml import models, store
+from serverless_ml import model_files, store
 
 LOGIN = "from serverless_ml.store import login\nproject = login()\n"  # the lab: import hopsworks; hopsworks.login()
 
@@ -168,7 +168,7 @@ def test_the_labs_joblib_model_is_refused_with_the_way_out(lab):
     run(FEATURE)
     script = TRAINING.replace('sio.dump(model, model_dir + "/iris_model.skops")',
                               'import joblib\njoblib.dump(model, model_dir + "/iris_model.pkl")')
-    with pytest.raises(models.UntrustedModelError, match=r"iris_model\.pkl.*skops") as refused:
+    with pytest.raises(model_files.UntrustedModelError, match=r"iris_model\.pkl.*skops") as refused:
         run(script)
     assert "arbitrary code" in str(refused.value)
     assert store.login().get_model_registry().get_models("iris_modal") == []  # nothing half-registered

@@ -8,7 +8,7 @@ import joblib
 import pandas as pd
 import pytest
 
-from serverless_ml import models, store
+from serverless_ml import model_files, store
 
 T0 = pd.Timestamp("2020-01-01", tz="UTC")
 
@@ -114,7 +114,7 @@ def test_pickle_and_joblib_are_refused(project, sml_home, tmp_path, file_name, w
     folder.mkdir()
     write(folder / file_name)
     model = project.get_model_registry().python.create_model("unsafe")
-    with pytest.raises(models.UntrustedModelError, match=file_name):
+    with pytest.raises(model_files.UntrustedModelError, match=file_name):
         model.save(str(folder))
     assert project.get_model_registry().get_models("unsafe") == []
 
@@ -126,7 +126,7 @@ def test_a_pickle_placed_in_the_registry_is_refused_on_download(project, sml_hom
     model = project.get_model_registry().python.create_model("iris_model")
     model.save(str(folder))
     (sml_home / "registry" / "iris_model" / "1" / "Files" / "extra.pkl").write_bytes(pickle.dumps(1))
-    with pytest.raises(models.UntrustedModelError, match="extra.pkl"):
+    with pytest.raises(model_files.UntrustedModelError, match="extra.pkl"):
         project.get_model_registry().get_model("iris_model", 1).download()
 
 

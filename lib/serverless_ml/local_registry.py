@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from hopsworks_common.util import VersionWarning
 
 from .config import store_home
 from .local_store import LocalFeatureStore, remove_stale, staging_tag
-from .models import check_model_files
+from .model_files import check_model_files
 
 # %% auto #0
 __all__ = ['MODEL_NAME', 'ModelRegistryError', 'registry_dir', 'check_model_name', 'check_metrics', 'Schema', 'ModelSchema',

@@ -26,13 +26,13 @@ from sklearn.preprocessing import OneHotEncoder
 from xgboost import XGBClassifier
 
 from .datasets import SPECS, TITANIC, spec
+from .model_files import UntrustedModelError, check_model_files
 
 # %% auto #0
 __all__ = ['SEED', 'CV_FOLDS', 'N_JOBS', 'IRIS_K_CHOICES', 'AGE_BANDS', 'TITANIC_CATEGORICAL', 'TITANIC_NUMERIC',
-           'TITANIC_PARAMS', 'MODEL_FILE', 'MANIFEST_FILE', 'TRUSTED_TYPES', 'PICKLE_SUFFIXES', 'features_of', 'folds',
-           'iris_pipeline', 'train_iris', 'TitanicImputer', 'titanic_pipeline', 'train', 'predict', 'predict_proba',
-           'evaluate', 'confusion', 'UntrustedModelError', 'is_pickle_file', 'unsafe_model_files', 'check_model_files',
-           'save_model', 'load_model']
+           'TITANIC_PARAMS', 'MODEL_FILE', 'MANIFEST_FILE', 'TRUSTED_TYPES', 'features_of', 'folds', 'iris_pipeline',
+           'train_iris', 'TitanicImputer', 'titanic_pipeline', 'train', 'predict', 'predict_proba', 'evaluate',
+           'confusion', 'save_model', 'load_model']
 
 # %% ../../notebooks/lib/04_models.ipynb #f9a0fdaa
 SEED = 42  # default seed of every model and split
@@ -178,10 +178,6 @@ TRUSTED_TYPES = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_met
                  f"{TitanicImputer.__module__}.{TitanicImputer.__qualname__}")
 
 
-class UntrustedModelError(ValueError):
-    "A model file that could run code when loaded (a pickle, an unknown type), or that was changed after saving."
-
-
 def _digest(data: bytes) -> str:
     "The SHA-256 hex digest of `data`."
     return hashlib.sha256(data).hexdigest()
@@ -192,36 +188,6 @@ def _write_atomic(path: Path, data: bytes):
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(data)
     os.replace(handle.name, path)
-
-# %% ../../notebooks/lib/04_models.ipynb #0f72fc9a
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".jbl", ".sav", ".dill", ".pt", ".pth")
-
-
-def is_pickle_file(path: Path) -> bool:
-    "Whether `path` is a pickle/joblib file, by its suffix or its first bytes."
-    path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        return True
-    with open(path, "rb") as stream:
-        head = stream.read(2)
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-
-
-def unsafe_model_files(folder: str | Path) -> list[Path]:
-    "The pickle or joblib files in `folder` (or `folder` itself when it is such a file)."
-    folder = Path(folder)
-    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
-    return [p for p in files if is_pickle_file(p)]
-
-
-def check_model_files(folder: str | Path) -> Path:
-    "`folder` if it holds no pickle/joblib file; else an `UntrustedModelError` naming them."
-    unsafe = unsafe_model_files(folder)
-    if unsafe:
-        raise UntrustedModelError(
-            f"Refusing pickle/joblib model files {[str(p) for p in unsafe]}: loading them can run arbitrary code. "
-            "Save the model with serverless_ml.models.save_model (skops) instead.")
-    return Path(folder)
 
 # %% ../../notebooks/lib/04_models.ipynb #fbc86f94
 def save_model(model, directory) -> Path:
