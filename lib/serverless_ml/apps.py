@@ -420,7 +420,7 @@ def link_query(dataset: str, values: dict) -> str:
 
 # %% ../../notebooks/lib/08_apps.ipynb #60437f92
 COPY_SCRIPT = ("const field = this.parentElement.querySelector('input'); "
-               "const address = new URL(field.value, window.location.href).href; "
+               "const address = new window.URL(field.value, window.location.href).href; "
                "const done = () => { this.textContent = 'Copied'; }; "
                "const fallback = () => { const shown = field.value; field.value = address; field.select(); "
                "document.execCommand('copy'); field.value = shown; done(); }; "
@@ -431,9 +431,9 @@ COPY_SCRIPT = ("const field = this.parentElement.querySelector('input'); "
 def link_html(dataset: str, query: str) -> str:
     "The 'Copy link' control: a read-only field with the link `query` and a button copying it; a hint when no link."
     field = (f'<input class="sml-link-text" type="text" readonly aria-label="Link to these inputs ({dataset})" '
-             f'value="{html.escape(query)}" placeholder="Fix the inputs marked in red to get a link" size="48">')
+             f'value="{html.escape(query)}" placeholder="Fix the inputs marked in red to get a link" style="width: 230px">')
     button = f'<button type="button" class="sml-copy" onclick="{html.escape(COPY_SCRIPT)}"{"" if query else " disabled"}>Copy link</button>'
-    return f'<div class="sml-link"><span class="sml-hint">Link to these inputs:</span> {field} {button}</div>'
+    return f'<div class="sml-link"><div class="sml-hint">Link to these inputs</div>{field} {button}</div>'
 
 # %% ../../notebooks/lib/08_apps.ipynb #05bb8b65
 def link_problem(problems: dict, specs: list[InputSpec], unknown: list) -> str:
