@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import runpy
 import shutil
@@ -76,7 +77,7 @@ def test_every_input_has_a_label_with_its_unit_and_a_default_it_accepts(dataset)
 
 def test_titanic_inputs_are_the_ones_a_person_knows():
     labels = [spec.label for spec in apps.input_specs("titanic")]
-    assert labels == ["Passenger class", "Sex", "Age (years)", "Siblings/spouses aboard (people)",
+    assert labels == ["Passenger class", "Sex", "Title", "Age (years)", "Siblings/spouses aboard (people)",
                       "Parents/children aboard (people)", "Fare, whole ticket (£)", "Port of embarkation"]
     port = apps.input_specs("titanic")[-1]
     assert [words for words, _ in port.choices] == ["Southampton", "Cherbourg", "Queenstown"]
@@ -292,3 +293,27 @@ def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypa
     finally:
         squatter.close()
     assert "is already in use" in log.read_text()  # the first attempt met the squatter and exited
+
+
+# ---- links and explanations ----------------------------------------------------------------------
+
+def test_a_shared_link_fills_the_inputs_predicts_and_explains(trained):
+    served = apps.serve_models(datasets.DATASETS)
+    predictors = {dataset: apps.PredictorTab(dataset, served[dataset]) for dataset in datasets.DATASETS}
+    tabs = apps.dataset_tabs({dataset: tab.widget for dataset, tab in predictors.items()})
+    link = "?dataset=titanic&pclass=1&sex=female&age=29&sibsp=0&parch=0&fare=211.34&embarked=C&title=Miss"
+    assert apps.open_link(tabs, predictors, apps.url_parameters(link)) == ""
+    titanic = predictors["titanic"]
+    assert tabs.selected_index == 1 and titanic.inputs["title"].value == "Miss"
+    assert '<strong class="sml-class">Survived</strong>' in titanic.result.value
+    assert "Why this prediction" in titanic.why.value and 'alt="Bar chart: how each detail pushed' in titanic.why.value
+    shown = html.unescape(re.search(r'value="([^"]*)"', titanic.link.value).group(1))
+    assert apps.url_parameters(shown) == apps.url_parameters(link)  # the copy field gives the same link back
+
+
+def test_the_title_a_visitor_picks_changes_the_prediction(trained):
+    served = apps.serve_models(("titanic",))["titanic"]
+    boy = {"pclass": 2, "sex": "male", "age": 10.0, "sibsp": 1, "parch": 2, "fare": 30.0, "embarked": "Southampton"}
+    guessed = apps.predict_one(served, boy | {"title": None}).probabilities["Survived"]
+    called_mister = apps.predict_one(served, boy | {"title": "Mr"}).probabilities["Survived"]
+    assert called_mister < guessed - 0.05

@@ -11,11 +11,13 @@ import base64
 import html
 import logging
 import math
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -28,19 +30,22 @@ from pathlib import Path
 import ipywidgets as widgets
 import pandas as pd
 
-from . import datasets, models, pictures, pipelines, store
+from . import datasets, explain, models, pictures, pipelines, store
 from .config import backend_name, project_root
 
 # %% auto #0
-__all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS',
-           'RECENT_COLUMNS', 'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec', 'input_spec',
-           'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget',
-           'hint_html', 'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models',
-           'Prediction', 'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html',
-           'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html',
-           'counts_html', 'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab',
-           'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
-           'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
+__all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'WHY_TEXT',
+           'NEIGHBOUR_COLUMNS', 'COPY_SCRIPT', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS', 'RECENT_COLUMNS',
+           'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec', 'input_spec', 'input_specs',
+           'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html',
+           'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction',
+           'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html',
+           'neighbours_html', 'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query',
+           'link_html', 'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs',
+           'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html',
+           'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater',
+           'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command', 'free_port',
+           'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -59,16 +64,20 @@ class InputSpec:
 APP_INPUTS = {  # feature -> (label, unit) of every input, in the order shown
     "iris": {"sepal_length": ("Sepal length", "cm"), "sepal_width": ("Sepal width", "cm"),
              "petal_length": ("Petal length", "cm"), "petal_width": ("Petal width", "cm")},
-    "titanic": {"pclass": ("Passenger class", ""), "sex": ("Sex", ""),
+    "titanic": {"pclass": ("Passenger class", ""), "sex": ("Sex", ""), "title": ("Title", ""),
                 "age": ("Age", "years"), "sibsp": ("Siblings/spouses aboard", "people"),
                 "parch": ("Parents/children aboard", "people"), "fare": ("Fare, whole ticket", "£"),
                 "embarked": ("Port of embarkation", "")},
 }
+NOT_GIVEN = ""  # the drop-down value "let the model guess": parsed as None, so the feature row leaves it empty
 CHOICES = {  # feature -> (words, value) pairs of its drop-down
     "pclass": (("1st class", 1), ("2nd class", 2), ("3rd class", 3)),
     "sex": (("female", "female"), ("male", "male")),
     "embarked": tuple((name, name) for name in datasets.PORTS.values()),
+    "title": (("guessed from sex and age", NOT_GIVEN), *((title, title) for title in datasets.TITLES[:-1]),
+              ("Rare (Dr, Rev, Col, ...)", datasets.TITLES[-1])),
 }
+GUESSED_BY_DEFAULT = ("title",)  # drop-downs that start at NOT_GIVEN: the model guesses them, as it did before
 WHOLE_NUMBERS = ("sibsp", "parch")  # counts: 2.5 siblings is refused
 
 # %% ../../notebooks/lib/08_apps.ipynb #9f4aea9b
@@ -100,7 +109,8 @@ def input_spec(dataset: str, feature: str, history: pd.DataFrame) -> InputSpec:
     whole = feature in WHOLE_NUMBERS
     typical = _typical(history, feature, whole)
     if feature in CHOICES:
-        return InputSpec(feature, _label(name, unit), _choice_default(feature, typical), choices=CHOICES[feature])
+        default = None if feature in GUESSED_BY_DEFAULT else _choice_default(feature, typical)
+        return InputSpec(feature, _label(name, unit), default, choices=CHOICES[feature])
     return InputSpec(feature, _label(name, unit), typical, low, high, unit, whole)
 
 
@@ -137,7 +147,7 @@ def parse_input(spec: InputSpec, raw) -> object:
     if spec.choices:
         if raw not in [value for _, value in spec.choices]:
             raise InputError(f"Choose one of {', '.join(words for words, _ in spec.choices)}.")
-        return raw
+        return None if raw == NOT_GIVEN else raw
     text = "" if raw is None else str(raw).strip()
     if not text:
         raise InputError(f"Empty: enter {accepted(spec)}.")
@@ -180,7 +190,7 @@ def input_widget(spec: InputSpec) -> widgets.Widget:
     common = dict(description=spec.label, style={"description_width": LABEL_WIDTH},
                   layout=widgets.Layout(width="335px"))
     if spec.choices:
-        return widgets.Dropdown(options=list(spec.choices), value=spec.default, **common)
+        return widgets.Dropdown(options=list(spec.choices), value=NOT_GIVEN if spec.default is None else spec.default, **common)
     return widgets.Text(value=f"{spec.default:g}", placeholder=f"{spec.low:g} to {spec.high:g}", **common)
 
 
@@ -265,6 +275,7 @@ class Prediction:
     class_name: str  # the predicted class in words
     probabilities: dict  # class name -> probability
     picture: bytes  # PNG of the drawn flower or passenger card
+    why: str = ""  # HTML: why the model said so (`why_html`)
 
 # %% ../../notebooks/lib/08_apps.ipynb #3c445f25
 def class_name(dataset: str, label) -> str:
@@ -280,7 +291,8 @@ def predict_one(served: ServedModel, values: dict) -> Prediction:
     label = models.predict(dataset, served.estimator, row)[0]
     probabilities = models.predict_proba(dataset, served.estimator, row).iloc[0]
     picture = pictures.prediction_png(dataset, row.iloc[0].to_dict(), predicted=label)
-    return Prediction(label, class_name(dataset, label), {k: float(v) for k, v in probabilities.items()}, picture)
+    return Prediction(label, class_name(dataset, label), {k: float(v) for k, v in probabilities.items()}, picture,
+                      explained(served, row, class_name(dataset, label)))
 
 # %% ../../notebooks/lib/08_apps.ipynb #a6226b59
 def _percent(share: float) -> str:
@@ -316,7 +328,123 @@ def status_html(text: str, problem: bool = False) -> str:
     "A one-line status: red when it reports a problem."
     return f'<p class="{"sml-problem" if problem else "sml-status"}" role="status">{text}</p>'
 
+# %% ../../notebooks/lib/08_apps.ipynb #6f22e7e3
+WHY_TEXT = {
+    "titanic": ("Each bar is how far one detail pushed the model's log-odds of survival (XGBoost's own "
+                "per-feature contributions): right, towards surviving; left, away. The start value plus all "
+                "bars give the model's answer. A detail marked <i>guessed</i> was left open and filled in by the model."),
+    "iris": ("The model lets the {k} training flowers nearest to this one (over all four measurements) vote; "
+             "these are they, nearest first, with their distance in cm."),
+}
+NEIGHBOUR_COLUMNS = {"variety": "Variety", "distance": "Distance (cm)", "sepal_length": "Sepal length",
+                     "sepal_width": "Sepal width", "petal_length": "Petal length", "petal_width": "Petal width"}
+
+
+def neighbours_html(nearest: pd.DataFrame) -> str:
+    "The flowers that voted as an HTML table, nearest first."
+    head = "".join(f"<th scope='col'>{words}</th>" for words in NEIGHBOUR_COLUMNS.values())
+    rows = "".join("<tr>" + "".join(f"<td>{value:.2f}</td>" if isinstance(value, float) else f"<td>{html.escape(str(value))}</td>"
+                                    for value in flower[list(NEIGHBOUR_COLUMNS)]) + "</tr>" for _, flower in nearest.iterrows())
+    return f'<table class="sml-table" aria-label="The nearest training flowers"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+# %% ../../notebooks/lib/08_apps.ipynb #a83feabb
+def why_html(served: ServedModel, row: pd.DataFrame, predicted: str) -> str:
+    "Why `served` predicted `predicted` for `row`: the Titanic pushes chart, or the Iris neighbours' table and plane."
+    heading = '<h3 class="sml-why">Why this prediction</h3>'
+    if served.dataset == "titanic":
+        chart = explain.contributions_png(explain.titanic_contributions(served.estimator, row))
+        alt = f"Bar chart: how each detail pushed the prediction {predicted}"
+        return f'{heading}<p class="sml-model">{WHY_TEXT["titanic"]}</p>{picture_html(chart, alt, "sml-chart")}'
+    nearest = explain.nearest_flowers(served.estimator, row)
+    plane = explain.neighbours_png(served.estimator, row, predicted)
+    alt = f"The training flowers by petal length and width, the {len(nearest)} nearest ringed, the new flower starred"
+    return (f'{heading}<p class="sml-model">{WHY_TEXT["iris"].format(k=len(nearest))}</p>'
+            f'{neighbours_html(nearest)}{picture_html(plane, alt, "sml-chart")}')
+
+
+def explained(served: ServedModel, row: pd.DataFrame, predicted: str) -> str:
+    "`why_html`, or a sentence when the explanation cannot be drawn (the details go to the server's log)."
+    try:
+        return why_html(served, row, predicted)
+    except Exception:
+        server_log().exception("Could not explain the %s prediction for %s", served.dataset, row.to_dict("records"))
+        return status_html("The explanation could not be drawn; the details are in the server's log.", problem=True)
+
+# %% ../../notebooks/lib/08_apps.ipynb #a3790f9e
+def url_parameters(query: str | None = None,  # a query string, `?` optional; the visit's `QUERY_STRING` when None
+                   ) -> dict[str, str]:
+    "The page's query-string parameters, decoded: `?dataset=iris&sepal_length=5.1` -> `{'dataset': 'iris', ...}`."
+    query = os.environ.get("QUERY_STRING", "") if query is None else query
+    return dict(urllib.parse.parse_qsl(query.removeprefix("?"), keep_blank_values=True))
+
+# %% ../../notebooks/lib/08_apps.ipynb #4454d33e
+def _link_words(value, words: str) -> set[str]:
+    "The lower-case texts a link may use for one choice: its value, its words and, for a port, its code."
+    codes = {name: code for code, name in datasets.PORTS.items()}
+    return {str(value).lower(), words.lower(), codes.get(value, "").lower()} - {""}
+
+
+def link_value(spec: InputSpec, text: str):
+    "What a link's `text` puts in `spec`'s input: a drop-down's value (`S` -> `Southampton`), else the text itself."
+    if not spec.choices:
+        return text
+    for words, value in spec.choices:
+        if value != NOT_GIVEN and text.strip().lower() in _link_words(value, words):
+            return value
+    raise InputError(f"'{text}' is not one of the choices. Choose one of {', '.join(words for words, _ in spec.choices)}.")
+
+
+def inputs_from_link(specs: list[InputSpec], params: dict) -> tuple[dict, dict, list]:
+    "`(raw, problems, unknown)`: what a link puts in each input, a message per refused choice, the keys no input takes."
+    by_name, raw, problems = {spec.name: spec for spec in specs}, {}, {}
+    for name in by_name.keys() & params.keys():
+        try:
+            raw[name] = link_value(by_name[name], params[name])
+        except InputError as problem:
+            problems[name] = str(problem)
+    return raw, problems, [key for key in params if key not in by_name and key != "dataset"]
+
+# %% ../../notebooks/lib/08_apps.ipynb #e3af393e
+def _link_text(value) -> str:
+    "A value as a link says it: `28.0` -> `28`, `5.1` -> `5.1`, `'Cherbourg'` -> `C`."
+    codes = {name: code for code, name in datasets.PORTS.items()}
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return codes.get(value, str(value))
+
+
+def link_query(dataset: str, values: dict) -> str:
+    "The link, relative to the page, that opens `dataset`'s tab with checked `values` and predicts."
+    given = {name: _link_text(value) for name, value in values.items() if value is not None}
+    return "?" + urllib.parse.urlencode({"dataset": dataset, **given})
+
+# %% ../../notebooks/lib/08_apps.ipynb #60437f92
+COPY_SCRIPT = ("const field = this.parentElement.querySelector('input'); "
+               "const address = new window.URL(field.value, window.location.href).href; "
+               "const done = () => { this.textContent = 'Copied'; }; "
+               "const fallback = () => { const shown = field.value; field.value = address; field.select(); "
+               "document.execCommand('copy'); field.value = shown; done(); }; "
+               "if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(address).then(done, fallback); } "
+               "else { fallback(); }")
+
+
+def link_html(dataset: str, query: str) -> str:
+    "The 'Copy link' control: a read-only field with the link `query` and a button copying it; a hint when no link."
+    field = (f'<input class="sml-link-text" type="text" readonly aria-label="Link to these inputs ({dataset})" '
+             f'value="{html.escape(query)}" placeholder="Fix the inputs marked in red to get a link" style="width: 230px">')
+    button = f'<button type="button" class="sml-copy" onclick="{html.escape(COPY_SCRIPT)}"{"" if query else " disabled"}>Copy link</button>'
+    return f'<div class="sml-link"><div class="sml-hint">Link to these inputs</div>{field} {button}</div>'
+
 # %% ../../notebooks/lib/08_apps.ipynb #05bb8b65
+def link_problem(problems: dict, specs: list[InputSpec], unknown: list) -> str:
+    "What the status says about a link with refused values (`problems`) or keys the tab does not take (`unknown`)."
+    said = [f"Fix the {len(problems)} input(s) marked in red, then press Predict."] if problems else []
+    if unknown:
+        said.append(f"The link has {', '.join(html.escape(key) for key in unknown)}, which this tab does not take "
+                    f"(it takes {', '.join(spec.name for spec in specs)}): check the link, or press Predict for the values shown.")
+    return " ".join(said)
+
+
 def _form_row(box: widgets.Widget, note: widgets.HTML) -> widgets.HBox:
     "An input and its note side by side."
     return widgets.HBox([box, note], layout=widgets.Layout(align_items="center"))
@@ -340,7 +468,8 @@ class PredictorTab:
         self.button.disabled = self.served is None
         self.status = widgets.HTML(status_html(self.unavailable, True) if self.unavailable else "",
                                    layout=widgets.Layout(margin=f"0 0 0 calc({LABEL_WIDTH} + 6px)"))
-        self.result, self.picture = widgets.HTML(), widgets.HTML()
+        self.result, self.picture, self.why = widgets.HTML(), widgets.HTML(), widgets.HTML()
+        self.link = widgets.HTML(layout=widgets.Layout(margin=f"4px 0 0 calc({LABEL_WIDTH} + 6px)"))
         self.button.on_click(self.on_predict)
         for box in self.inputs.values():
             box.observe(self.on_change, names="value")
@@ -349,20 +478,22 @@ class PredictorTab:
     def _layout(self) -> widgets.Widget:
         "Inputs and button on the left, the result and picture on the right."
         form = widgets.VBox([_form_row(self.inputs[s.name], self.notes[s.name]) for s in self.specs]
-                            + [self.button, self.status], layout=widgets.Layout(min_width="560px"))
+                            + [self.button, self.status, self.link], layout=widgets.Layout(min_width="560px"))
         shown = widgets.VBox([self.result, self.picture], layout=widgets.Layout(min_width="380px"))
-        return widgets.HBox([form, shown], layout=widgets.Layout(flex_flow="row wrap", grid_gap="24px"))
+        side_by_side = widgets.HBox([form, shown], layout=widgets.Layout(flex_flow="row wrap", grid_gap="24px"))
+        return widgets.VBox([side_by_side, self.why])
 
     def checked(self) -> tuple[dict, dict]:
         "`(values, problems)` of what the boxes hold now; the notes beside them are updated."
         values, problems = check_inputs(self.specs, {name: box.value for name, box in self.inputs.items()})
         for spec in self.specs:
             self.notes[spec.name].value = hint_html(spec, problems.get(spec.name, ""))
+        self.link.value = link_html(self.dataset, "" if problems else link_query(self.dataset, values))
         return values, problems
 
     def clear(self, status: str = "", problem: bool = False):
         "Remove the shown prediction, leaving `status` in its place."
-        self.result.value, self.picture.value = "", ""
+        self.result.value, self.picture.value, self.why.value = "", "", ""
         self.status.value = status_html(status, problem) if status else ""
 
     def on_change(self, change=None):
@@ -390,6 +521,23 @@ class PredictorTab:
         self.result.value = prediction_html(prediction, self.served)
         self.picture.value = picture_html(prediction.picture, f"Drawing of the {self.dataset} input, "
                                           f"predicted {prediction.class_name}")
+        self.why.value = prediction.why
+
+    def open_link(self, params: dict):
+        "Fill the inputs from a link's `params` and predict; a refused value or an unknown key is shown, not predicted."
+        raw, problems, unknown = inputs_from_link(self.specs, params)
+        for name, value in raw.items():
+            self.inputs[name].value = value
+        if not (raw or problems or unknown):
+            return
+        if not (problems or unknown):
+            self.on_predict()
+            return
+        self.checked()
+        for spec in self.specs:
+            if spec.name in problems:
+                self.notes[spec.name].value = hint_html(spec, problems[spec.name])
+        self.clear(link_problem(problems, self.specs, unknown), problem=True)
 
 # %% ../../notebooks/lib/08_apps.ipynb #bac149f3
 PAGE_STYLE = """<style>
@@ -421,13 +569,58 @@ PAGE_STYLE = """<style>
 
 def app_page(title: str, intro: str,
              tabs: dict | widgets.Tab,  # tab label -> widget, e.g. {"Iris": ..., "Titanic": ...}, or a built Tab
-             toolbar: widgets.Widget | None = None) -> widgets.VBox:
-    "One app page: title, one-sentence intro, optional toolbar, one tab per dataset."
-    header = widgets.HTML(f'{PAGE_STYLE}<h1>{html.escape(title)}</h1><p class="sml-intro">{intro}</p>')
+             toolbar: widgets.Widget | None = None,
+             notice: str = "",  # a sentence shown under the intro, e.g. about a link's unknown dataset
+             ) -> widgets.VBox:
+    "One app page: title, one-sentence intro, optional notice and toolbar, one tab per dataset."
+    shown = status_html(html.escape(notice), problem=True) if notice else ""
+    header = widgets.HTML(f'{PAGE_STYLE}<h1>{html.escape(title)}</h1><p class="sml-intro">{intro}</p>{shown}')
     tab = tabs if isinstance(tabs, widgets.Tab) else widgets.Tab(children=list(tabs.values()), titles=list(tabs))
     page = widgets.VBox([header, *([toolbar] if toolbar else []), tab])
     page.add_class("sml-page")
     return page
+
+# %% ../../notebooks/lib/08_apps.ipynb #1fd8911d
+def dataset_from_link(names: list[str],  # the page's datasets, in tab order, e.g. `["iris", "titanic"]`
+                      params: dict,  # the page's `url_parameters()`
+                      ) -> tuple[str | None, str]:
+    "`(dataset, problem)`: the dataset `?dataset=` names (None when absent or unknown), and a sentence when unknown."
+    asked = params.get("dataset")
+    if asked is None:
+        return None, ""
+    if asked.strip().lower() in names:
+        return asked.strip().lower(), ""
+    return None, (f"The link asks for dataset '{asked}', which this page does not have: "
+                  f"use dataset={' or dataset='.join(names)}. Showing {names[0].capitalize()}.")
+
+
+def dataset_tabs(shown: dict,  # dataset -> its widget, in tab order
+                 ) -> widgets.Tab:
+    "One tab per dataset, titled with its name (`Iris`, `Titanic`)."
+    return widgets.Tab(children=list(shown.values()), titles=[dataset.capitalize() for dataset in shown])
+
+
+def select_dataset_tab(tab_widget: widgets.Tab,  # the page's tabs, one per dataset in `names` order
+                       names: list[str],  # the datasets of the tabs, e.g. `["iris", "titanic"]`
+                       params: dict,  # the page's `url_parameters()`
+                       ) -> str:
+    "Open the tab `?dataset=` names; returns '' or, for an unknown dataset, the sentence to show on the page."
+    dataset, problem = dataset_from_link(list(names), params)
+    if dataset is not None:
+        tab_widget.selected_index = list(names).index(dataset)
+    return problem
+
+
+def open_link(tab_widget: widgets.Tab,  # the predictor's tabs, in `predictors` order
+              predictors: dict,  # dataset -> its PredictorTab
+              params: dict,  # the page's `url_parameters()`
+              ) -> str:
+    "Open the tab the link names and let it fill its inputs and predict; returns the page's notice ('' when none)."
+    problem = select_dataset_tab(tab_widget, list(predictors), params)
+    if not problem:
+        dataset, _ = dataset_from_link(list(predictors), params)
+        predictors[dataset or next(iter(predictors))].open_link(params)
+    return problem
 
 # %% ../../notebooks/lib/08_apps.ipynb #4d50fdfe
 @dataclass

@@ -241,7 +241,7 @@ def titanic_features(raw: pd.DataFrame) -> pd.DataFrame:
     out["parch"] = raw["parch"].astype("int64")
     out["fare"] = pd.to_numeric(raw["fare"]).astype("float64")
     out["embarked"] = raw["embarked"].astype("object")
-    out["title"] = title_from_name(raw["name"]) if "name" in raw else pd.Series(np.nan, raw.index, dtype="object")
+    out["title"] = _title(raw)
     out["family_size"] = out.sibsp + out.parch + 1
     out["ticket_group_size"] = _ticket_group_size(raw)
     out["fare_per_person"] = out.fare / out.ticket_group_size
@@ -255,6 +255,13 @@ def _ticket_group_size(raw: pd.DataFrame) -> pd.Series:
     if "ticket" in raw:
         return raw.groupby("ticket")["ticket"].transform("size").astype("int64")
     return pd.Series(np.nan, raw.index, dtype="float64")
+
+
+def _title(raw: pd.DataFrame) -> pd.Series:
+    "A given `title` (a visitor's choice; None when not given), else the one in `name`, else NaN."
+    if "title" in raw:
+        return raw["title"].astype("object")
+    return title_from_name(raw["name"]) if "name" in raw else pd.Series(np.nan, raw.index, dtype="object")
 
 # %% ../../notebooks/lib/02_datasets.ipynb #c87f91f6
 def _titanic_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -337,7 +344,7 @@ def check_source_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 # %% ../../notebooks/lib/02_datasets.ipynb #84d7d81a
 APP_REQUIRED = {"iris": tuple(IRIS.features),  # inputs a visitor must give
                 "titanic": ("pclass", "sex", "age", "sibsp", "parch", "fare", "embarked")}
-APP_OPTIONAL = {"iris": (), "titanic": ("name", "ticket_group_size")}  # inputs a visitor may leave out
+APP_OPTIONAL = {"iris": (), "titanic": ("name", "title", "ticket_group_size")}  # inputs a visitor may leave out
 
 
 def _check_value(spec_: DatasetSpec, name: str, value):
