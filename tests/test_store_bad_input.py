@@ -148,9 +148,8 @@ def test_a_failed_validation_names_each_column_and_check_and_shortens_a_long_row
     frame = pd.DataFrame({"age": [200.0] * 24 + [30.0], "sex": ["male"] * 24 + ["robot"]})
     report = validation.validate(frame, validation.expectation_suite(schema, "ALWAYS"))
     assert not report.success
-    assert report.summary() == (
-        "25 of 25 rows failed (index " + ", ".join(map(str, range(20))) + " ... (25 in all)). "
-        "Failed checks by column: age: in_range(0, 100); sex: isin(['male', 'female']).")
-    assert report.summary(limit=25).startswith("25 of 25 rows failed (index 0, 1,") and "in all" not in report.summary(limit=25)
+    checks = "Failed checks by column: age: in_range(0, 100); sex: isin(['male', 'female'])."
+    assert report.summary() == f"25 of 25 rows failed (index {', '.join(map(str, range(20)))} ... (25 in all)). {checks}"
+    assert report.summary(limit=25) == f"25 of 25 rows failed (index {', '.join(map(str, range(25)))}). {checks}"
     passing = validation.validate(frame.iloc[:0], validation.expectation_suite(schema, "ALWAYS"))
     assert passing.success and passing.summary() == "All 0 rows passed."
