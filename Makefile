@@ -19,7 +19,7 @@ DATASETS ?= iris titanic
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest serve lab bench clean
+.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest mutants serve lab bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -80,8 +80,17 @@ check-sync: setup  ## fail when lib/ differs from the notebooks, or a notebook h
 nbtest: setup  ## run the library notebooks' inline tests
 	$(BIN)/nbdev-test notebooks/lib --n-workers 2
 
-pytest: setup  ## the pytest suite
-	$(BIN)/pytest
+# Two workers; each module (or test class) stays on one worker, its module fixtures built once. A random
+# order, whose seed pytest prints:
+# PYTEST_ARGS=--random-order-seed=N repeats an order, PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_ARGS ?=
+pytest: setup  ## the pytest suite, on 2 workers in a random order (PYTEST_ARGS=--random-order-seed=N to repeat one)
+	$(BIN)/pytest -n 2 --dist loadscope --random-order $(PYTEST_ARGS)
+
+mutants: setup  ## mutation testing ([tool.mutmut] in pyproject.toml) in a scratch copy, mutants/tree/; then its survivors
+	rm -rf mutants/tree && mkdir -p mutants/tree
+	cp -r lib mutants/tree/src && cp -r tests pyproject.toml mutants/tree/
+	cd mutants/tree && env -u PYTHONPATH ../../$(BIN)/mutmut run --max-children 2 && ../../$(BIN)/mutmut results
 
 serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/ (settings: notebooks/apps_server/voila.py)
 	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 --Voila.config_file_paths=notebooks/apps_server

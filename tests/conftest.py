@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import stores
 
 
 def use_local_store(patch: pytest.MonkeyPatch, root: Path) -> Path:
@@ -16,10 +17,30 @@ def use_local_store(patch: pytest.MonkeyPatch, root: Path) -> Path:
     return root / "store"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_real_outputs(tmp_path_factory):
+    "Every test starts on a session-wide temporary store: a test that forgets `sml_home` never writes the real outputs/."
+    with pytest.MonkeyPatch.context() as patch:
+        use_local_store(patch, tmp_path_factory.mktemp("session"))
+        yield
+
+
 @pytest.fixture
 def sml_home(tmp_path, monkeypatch):
     "A fresh, empty local store folder, set as SML_HOME (and outputs) for the test."
     return use_local_store(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained_store_env(tmp_path_factory) -> dict:
+    "Both datasets' history and a registered model each, built once per session (per worker): read only, copy to write."
+    return stores.build_trained(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def filled_store_env(trained_store_env, tmp_path_factory) -> dict:
+    "The trained store plus 3 days of one row and its prediction per dataset, built once per session: read only."
+    return stores.add_three_days(stores.copy_store(trained_store_env, tmp_path_factory.mktemp("filled")))
 
 
 CHROMIUM = Path("/usr/bin/chromium")

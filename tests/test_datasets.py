@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pandera.errors
@@ -106,3 +108,18 @@ def test_app_row_leaves_unknowns_missing_and_refuses_implausible_input():
     with pytest.raises(ValueError, match="boat"):
         datasets.app_row("titanic", pclass=3, sex="male", age=8.0, sibsp=1, parch=1, fare=20.0,
                          embarked="Q", boat="13")
+
+
+def test_app_row_accepts_both_ends_of_each_range_and_names_what_is_wrong():
+    iris = SPECS["iris"]
+    for end in (0, 1):  # the bounds themselves are plausible values
+        values = {name: float(iris.ranges[name][end]) for name in iris.features}
+        row = datasets.app_row("iris", **values)
+        assert row.iloc[0].to_dict() == values and (row.dtypes == "float64").all()
+    passenger = {"pclass": 3, "sex": "male", "age": 8.0, "sibsp": 1, "parch": 1, "fare": 20.0, "embarked": "Q"}
+    with pytest.raises(ValueError, match=re.escape("pclass=4 is not allowed: use one of [1, 2, 3].")):
+        datasets.app_row("titanic", **{**passenger, "pclass": 4})
+    with pytest.raises(ValueError, match=re.escape("embarked='Dover' is not a port: use one of ['Southampton'")):
+        datasets.app_row("titanic", **{**passenger, "embarked": "Dover"})
+    with pytest.raises(ValueError, match=re.escape("missing ['fare']")):
+        datasets.app_row("titanic", **{name: value for name, value in passenger.items() if name != "fare"})

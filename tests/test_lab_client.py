@@ -9,6 +9,7 @@ columns come from scikit-learn's copy, since tests have no network."""
 
 from __future__ import annotations
 
+import datetime
 import textwrap
 
 import pytest
@@ -142,7 +143,23 @@ def run(script: str) -> dict:
     return namespace
 
 
-def test_the_lab_scripts_run_on_the_local_backend(lab):
+def run_at(when: str, script: str, monkeypatch) -> dict:
+    "Execute a lab script with `datetime.now()` stopped at `when` (the lab reads the clock that way)."
+    stopped = datetime.datetime.fromisoformat(when)
+
+    class Clock(datetime.datetime):
+        "The standard library's datetime, whose now() is `when`."
+
+        @classmethod
+        def now(cls, tz=None):
+            return stopped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(datetime, "datetime", Clock)
+        return run(script)
+
+
+def test_the_lab_scripts_run_on_the_local_backend(lab, monkeypatch):
     run(FEATURE)
     project = store.login()
     fs = project.get_feature_store()
@@ -155,13 +172,17 @@ def test_the_lab_scripts_run_on_the_local_backend(lab):
     assert registered.training_metrics["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])
     assert 0.8 < registered.training_metrics["accuracy"] <= 1.0
 
-    batch = run(BATCH)
+    batch = run_at("2026-11-20 08:00:00", BATCH, monkeypatch)
     assert len(batch["y_pred"]) == 149 and set(batch["y_pred"]) <= {"Setosa", "Versicolor", "Virginica"}
     assert project.get_dataset_api().exists("Resources/images/latest_iris.png")
     assert list(batch["history_df"].columns) == ["prediction", "label", "datetime"]
     assert len(fs.get_feature_group("iris_predictions", version=1).read()) == 1
-    run(BATCH)  # the next day's run adds a row (the lab keyed predictions on the time, to the second)
-    assert 1 <= len(fs.get_feature_group("iris_predictions", version=1).read()) <= 2
+    # the lab keyed predictions on the time, to the second: a rerun in the same second replaces its row,
+    run_at("2026-11-20 08:00:00", BATCH, monkeypatch)
+    assert fs.get_feature_group("iris_predictions", version=1).read().datetime.tolist() == ["11/20/2026, 08:00:00"]
+    run_at("2026-11-21 08:00:00", BATCH, monkeypatch)  # and the next day's run adds one
+    assert fs.get_feature_group("iris_predictions", version=1).read().datetime.tolist() == [
+        "11/20/2026, 08:00:00", "11/21/2026, 08:00:00"]
 
 
 def test_the_labs_joblib_model_is_refused_with_the_way_out(lab):

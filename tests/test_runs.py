@@ -149,8 +149,14 @@ def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
     assert sml_run("compare", recorded.name, recorded.name).stdout.strip() == "No differences."
 
 
-def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded):
-    daily = next(p for p in run_folders("20261121T080000Z"))  # made by the same-second test
+def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded, tmp_path, monkeypatch):
+    manifest = runs.read_manifest(recorded)  # the record of a `sml-run daily`: the daily and inference stages only
+    manifest["run_id"] = recorded.name[:17] + "da11"
+    manifest["stages"] = [s for s in manifest["stages"] if s["stage"] in ("daily", "inference")]
+    monkeypatch.setenv("SML_OUTPUTS", str(tmp_path / "outputs"))  # beside no other record
+    daily = config.runs_dir() / manifest["run_id"]
+    daily.mkdir(parents=True)
+    runs.write_json(daily / runs.MANIFEST, manifest)
     done = sml_run("reproduce", daily.name)
     assert done.returncode == 2 and "starts at the daily stage" in done.stdout
 

@@ -6,6 +6,7 @@ import pickle
 
 import joblib
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 
 from serverless_ml import model_files, store
@@ -137,3 +138,18 @@ def test_dataset_paths_outside_resources_are_refused(project, tmp_path):
         project.get_dataset_api().upload(str(picture), "Logs")
     with pytest.raises(store.DatasetError, match="does not exist"):
         project.get_dataset_api().download("Resources/missing.png", str(tmp_path))
+
+
+def test_a_failed_validation_names_each_column_and_check_and_shortens_a_long_row_list():
+    from serverless_ml import validation
+
+    schema = pa.DataFrameSchema({"age": pa.Column(float, pa.Check.in_range(0, 100)),
+                                 "sex": pa.Column(str, pa.Check.isin(["male", "female"]))})
+    frame = pd.DataFrame({"age": [200.0] * 24 + [30.0], "sex": ["male"] * 24 + ["robot"]})
+    report = validation.validate(frame, validation.expectation_suite(schema, "ALWAYS"))
+    assert not report.success
+    checks = "Failed checks by column: age: in_range(0, 100); sex: isin(['male', 'female'])."
+    assert report.summary() == f"25 of 25 rows failed (index {', '.join(map(str, range(20)))} ... (25 in all)). {checks}"
+    assert report.summary(limit=25) == f"25 of 25 rows failed (index {', '.join(map(str, range(25)))}). {checks}"
+    passing = validation.validate(frame.iloc[:0], validation.expectation_suite(schema, "ALWAYS"))
+    assert passing.success and passing.summary() == "All 0 rows passed."

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -70,11 +69,9 @@ def test_a_file_held_too_long_gives_a_clear_error_naming_it(sml_home, monkeypatc
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        monkeypatch.setenv("SML_LOCK_TIMEOUT", "0.5")
-        started = time.monotonic()
+        monkeypatch.setenv("SML_LOCK_TIMEOUT", "0.5")  # the holder keeps the file 30 s: only giving up raises
         with pytest.raises(store.StoreBusyError, match=str(store_file())):
             store.login("local").get_feature_store().get_feature_group("shared", 1)
-        assert time.monotonic() - started < 10
     finally:
         holder.kill()
         holder.wait()

@@ -47,8 +47,15 @@ def test_login_picks_backend_from_env(sml_home, monkeypatch):
         store.login()
 
 
-def test_project_gives_the_three_services(project):
-    assert project.get_model_registry() is not None and project.get_dataset_api() is not None
+def test_project_gives_the_three_services(project, tmp_path):
+    assert project.get_feature_store().get_feature_group("nothing", version=1) is None  # answers: no such group
+    assert project.get_model_registry().get_models("nothing") == []  # answers: no such model
+    picture = tmp_path / "latest.png"
+    picture.write_bytes(b"\x89PNG")
+    files = project.get_dataset_api()
+    assert not files.exists("Resources/images/latest.png")
+    files.upload(str(picture), "Resources/images", overwrite=True)  # as the lab's batch script does
+    assert files.exists("Resources/images/latest.png")
 
 
 def test_get_or_create_is_lazy_and_keeps_settings(fs):
