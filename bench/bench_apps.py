@@ -30,6 +30,9 @@ import nbformat
 
 from serverless_ml import apps
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' Voila harness
+from helpers import voila  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -161,15 +164,15 @@ def visit(url: str) -> int:
 
 def memory_after_visits(env: dict, log: Path) -> tuple[int, int, int, dict]:
     "`(at rest, peak, after, counts)`: the server's bytes before, during and after `MEMORY_VISITS` visits; answers, kernels."
-    with apps.running_voila(env=env, log_path=log, options=CULLING) as url:
-        server = apps.voila_process(url)
-        _, rest = apps.settle(server, POOL, timeout=300)
+    with voila.running_voila(env=env, log_path=log, options=CULLING) as url:
+        server = voila.voila_process(url)
+        _, rest = voila.settle(server, POOL, timeout=300)
         peak, statuses = rest, {}
         for n in range(MEMORY_VISITS):
             status = visit(url + apps.APPS_URL_PATH.format(app=("predict", "dashboard")[n % 2]))
             statuses[status] = statuses.get(status, 0) + 1
-            peak = max(peak, apps.resident_memory(server))
-        kernels, after = apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
+            peak = max(peak, voila.resident_memory(server))
+        kernels, after = voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
     return rest, peak, after, {**statuses, "kernels after": kernels}
 
 
@@ -197,7 +200,7 @@ def browser_rows() -> list[dict]:
         scratch = Path(scratch)
         env = filled_store_env(scratch)
         folder = served_folder(Path(tempfile.mkdtemp(dir=scratch)))
-        with apps.running_voila(folder, env=env, log_path=scratch / "voila.log") as url, \
+        with voila.running_voila(folder, env=env, log_path=scratch / "voila.log") as url, \
                 sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             figures = measure(browser, url)

@@ -10,6 +10,7 @@ import nbformat
 import pandas as pd
 import pytest
 from conftest import use_local_store
+from helpers import voila
 
 from serverless_ml import apps, datasets, models, pipelines
 from serverless_ml.store import login
@@ -279,16 +280,16 @@ def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypa
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
-    taken, free = squatter.getsockname()[1], apps.free_port()
+    taken, free = squatter.getsockname()[1], voila.free_port()
     ports = iter([taken, free])
-    monkeypatch.setattr(apps, "free_port", lambda: next(ports))
+    monkeypatch.setattr(voila, "free_port", lambda: next(ports))
     (tmp_path / "hello.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_markdown_cell("hello")])))
     log = tmp_path / "voila.log"
     try:
-        with apps.running_voila(tmp_path, log_path=log) as url:
+        with voila.running_voila(tmp_path, log_path=log) as url:
             assert url == f"http://127.0.0.1:{free}"
-            assert apps._answers(url + "/voila/")
+            assert voila.answers(url + "/voila/")
     finally:
         squatter.close()
     assert "is already in use" in log.read_text()  # the first attempt met the squatter and exited

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import voila
 from test_apps import daily_and_inference, train
 
 from serverless_ml import apps
@@ -50,7 +51,7 @@ def store_env(browser, tmp_path_factory) -> dict:
 def server(store_env, tmp_path_factory):
     "The apps served by a real Voila server with the `make serve` settings; yields its base URL."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with apps.running_voila(env=store_env, log_path=log) as url:
+    with voila.running_voila(env=store_env, log_path=log) as url:
         yield url
 
 

@@ -4,7 +4,7 @@ another host.
 Real `voila` servers (the `make serve` command and settings, notebooks/apps_server/voila.py) run on
 free ports over a temporary store, with a shorter culling time given on the command line. The
 kernels are the server process's children, the server's memory is the resident memory of the server
-and its children (`apps.kernel_count`, `apps.resident_memory`). Every wait is a bounded loop that
+and its children (`helpers.voila.kernel_count`, `resident_memory`). Every wait is a bounded loop that
 stops as soon as its condition holds.
 """
 
@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlparse
 
 import pytest
+from helpers import voila
 from test_apps import daily_and_inference, train
 from test_browser import in_store
 
@@ -52,22 +53,22 @@ def served_env(tmp_path_factory) -> dict:
 
 def at_rest(server) -> int:
     "The server's memory once only the preheated kernels run and their imports are done."
-    count, memory = apps.settle(server, POOL, timeout=300)
+    count, memory = voila.settle(server, POOL, timeout=300)
     assert count == POOL, f"The server never came to rest: {count} kernels, {memory >> 20} MiB"
     return memory
 
 
 def back_to_rest(server) -> tuple[int, int]:
     "`(kernels, memory)` once the visitors' kernels are culled, or when the culling time (and slack) has passed."
-    return apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + SLACK_S)
+    return voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + SLACK_S)
 
 
 @pytest.fixture(scope="module")
 def server(served_env, tmp_path_factory):
     "The apps on a real server with the `make serve` settings and a 10-second culling; yields (url, process, rest)."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with apps.running_voila(env=served_env, log_path=log, options=CULLING) as url:
-        process = apps.voila_process(url)
+    with voila.running_voila(env=served_env, log_path=log, options=CULLING) as url:
+        process = voila.voila_process(url)
         yield url, process, at_rest(process)
 
 
@@ -102,7 +103,7 @@ def test_plain_visits_leave_no_kernel_behind(server):
             status, body = get(page_url(url, app))
             assert status in (200, 503), (app, status, body[:500])
             assert "Traceback" not in body
-            peak = max(peak, apps.kernel_count(process))
+            peak = max(peak, voila.kernel_count(process))
     assert POOL < peak <= max_kernels()  # visits ran kernels of their own, never more than the cap
     count, after = back_to_rest(process)
     assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
@@ -163,8 +164,8 @@ def small_server(served_env, tmp_path_factory):
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     options = ("--BoundedKernelManager.max_kernels=3", "--MappingKernelManager.cull_idle_timeout=30",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
-    with apps.running_voila(env=served_env, log_path=log, options=options) as url:
-        process = apps.voila_process(url)
+    with voila.running_voila(env=served_env, log_path=log, options=options) as url:
+        process = voila.voila_process(url)
         at_rest(process)
         yield url, process
 
@@ -177,13 +178,13 @@ def test_a_visitor_over_the_cap_gets_a_busy_page_then_a_place(small_server):
     assert "The apps are busy" in body and "try again in a minute" in body
     assert "Traceback" not in body and "Error" not in body
     assert foreign_hosts(body) == set()
-    assert apps.kernel_count(process) <= 3
+    assert voila.kernel_count(process) <= 3
     deadline = time.monotonic() + 30 + CULL_INTERVAL_S + SLACK_S
     while status == 503 and time.monotonic() < deadline:  # until the first visitor's kernel is culled
         time.sleep(2)
         status, body = get(page_url(url, "dashboard"))
     assert status == 200, body[:500]  # the freed place goes to the next visitor
-    assert apps.kernel_count(process) <= 3
+    assert voila.kernel_count(process) <= 3
 
 
 # ---- in a browser -------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_browser_visits_leave_no_kernel_behind(server, browser):
         for app in APPS:
             _, foreign = visit(browser, url, app)
             assert foreign == set(), app
-            assert apps.kernel_count(process) <= max_kernels()
+            assert voila.kernel_count(process) <= max_kernels()
     count, after = back_to_rest(process)
     assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
     assert after <= MEMORY_TOLERANCE * rest, f"{after >> 20} MiB after the visits, {rest >> 20} MiB at rest"
@@ -221,8 +222,8 @@ def test_browser_visits_leave_no_kernel_behind(server, browser):
 def test_closing_the_tab_shuts_its_kernel_down(browser, served_env, tmp_path):
     log = tmp_path / "voila.log"
     options = ("--MappingKernelManager.cull_idle_timeout=3600",)  # no culling: only the closed tab can do it
-    with apps.running_voila(env=served_env, log_path=log, options=options) as url:
-        process = apps.voila_process(url)
+    with voila.running_voila(env=served_env, log_path=log, options=options) as url:
+        process = voila.voila_process(url)
         at_rest(process)
         kernel_id, _ = visit(browser, url, "predict", close_tab=True)
         deadline = time.monotonic() + SLACK_S
