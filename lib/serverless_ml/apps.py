@@ -11,7 +11,9 @@ import base64
 import html
 import logging
 import math
+import os
 import sys
+import urllib.parse
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,9 +33,10 @@ __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 
            'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html',
            'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction',
            'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html',
-           'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html',
-           'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater',
-           'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
+           'PredictorTab', 'app_page', 'url_parameters', 'dataset_from_link', 'dataset_tabs', 'select_dataset_tab',
+           'DashboardData', 'empty_message', 'recent_table_html', 'counts_html', 'section_html', 'monitoring_pictures',
+           'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder',
+           'voila_settings_folder', 'url_prefix', 'voila_command']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -414,13 +417,53 @@ PAGE_STYLE = """<style>
 
 def app_page(title: str, intro: str,
              tabs: dict | widgets.Tab,  # tab label -> widget, e.g. {"Iris": ..., "Titanic": ...}, or a built Tab
-             toolbar: widgets.Widget | None = None) -> widgets.VBox:
-    "One app page: title, one-sentence intro, optional toolbar, one tab per dataset."
-    header = widgets.HTML(f'{PAGE_STYLE}<h1>{html.escape(title)}</h1><p class="sml-intro">{intro}</p>')
+             toolbar: widgets.Widget | None = None,
+             notice: str = "",  # a sentence shown under the intro, e.g. about a link's unknown dataset
+             ) -> widgets.VBox:
+    "One app page: title, one-sentence intro, optional notice and toolbar, one tab per dataset."
+    shown = status_html(html.escape(notice), problem=True) if notice else ""
+    header = widgets.HTML(f'{PAGE_STYLE}<h1>{html.escape(title)}</h1><p class="sml-intro">{intro}</p>{shown}')
     tab = tabs if isinstance(tabs, widgets.Tab) else widgets.Tab(children=list(tabs.values()), titles=list(tabs))
     page = widgets.VBox([header, *([toolbar] if toolbar else []), tab])
     page.add_class("sml-page")
     return page
+
+# %% ../../notebooks/lib/08_apps.ipynb #a3790f9e
+def url_parameters(query: str | None = None,  # a query string, `?` optional; the visit's `QUERY_STRING` when None
+                   ) -> dict[str, str]:
+    "The page's query-string parameters, decoded: `?dataset=iris&sepal_length=5.1` -> `{'dataset': 'iris', ...}`."
+    query = os.environ.get("QUERY_STRING", "") if query is None else query
+    return dict(urllib.parse.parse_qsl(query.removeprefix("?"), keep_blank_values=True))
+
+# %% ../../notebooks/lib/08_apps.ipynb #1fd8911d
+def dataset_from_link(names: list[str],  # the page's datasets, in tab order, e.g. `["iris", "titanic"]`
+                      params: dict,  # the page's `url_parameters()`
+                      ) -> tuple[str | None, str]:
+    "`(dataset, problem)`: the dataset `?dataset=` names (None when absent or unknown), and a sentence when unknown."
+    asked = params.get("dataset")
+    if asked is None:
+        return None, ""
+    if asked.strip().lower() in names:
+        return asked.strip().lower(), ""
+    return None, (f"The link asks for dataset '{asked}', which this page does not have: "
+                  f"use dataset={' or dataset='.join(names)}. Showing {names[0].capitalize()}.")
+
+
+def dataset_tabs(shown: dict,  # dataset -> its widget, in tab order
+                 ) -> widgets.Tab:
+    "One tab per dataset, titled with its name (`Iris`, `Titanic`)."
+    return widgets.Tab(children=list(shown.values()), titles=[dataset.capitalize() for dataset in shown])
+
+
+def select_dataset_tab(tab_widget: widgets.Tab,  # the page's tabs, one per dataset in `names` order
+                       names: list[str],  # the datasets of the tabs, e.g. `["iris", "titanic"]`
+                       params: dict,  # the page's `url_parameters()`
+                       ) -> str:
+    "Open the tab `?dataset=` names; returns '' or, for an unknown dataset, the sentence to show on the page."
+    dataset, problem = dataset_from_link(list(names), params)
+    if dataset is not None:
+        tab_widget.selected_index = list(names).index(dataset)
+    return problem
 
 # %% ../../notebooks/lib/08_apps.ipynb #4d50fdfe
 @dataclass
