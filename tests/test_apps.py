@@ -260,7 +260,7 @@ def test_voila_settings_hide_tracebacks_preheat_and_leave_out_prose():
 def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
     settings = voila_settings()
     timeout_func, limit = settings["c"].VoilaExecutor.timeout_func, settings["CELL_TIMEOUT"]
-    for app in ("predict", "dashboard"):
+    for app in ("predict", "dashboard", "models"):
         cells = [c for c in nbformat.read(apps.apps_folder() / f"{app}.ipynb", as_version=4).cells
                  if c.cell_type == "code"]
         limits = [timeout_func(cell) for cell in cells]
@@ -270,7 +270,7 @@ def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
 
 def test_only_the_apps_are_in_the_served_folder():
     served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
-    assert served == ["dashboard.ipynb", "predict.ipynb"]
+    assert served == ["dashboard.ipynb", "models.ipynb", "predict.ipynb"]
     assert apps.voila_command(8866)[1] == str(apps.apps_folder())
 
 
