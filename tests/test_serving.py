@@ -10,24 +10,27 @@ stops as soon as its condition holds.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
 from helpers import voila
-from test_apps import daily_and_inference, train
+from test_apps import daily_and_inference, train, voila_settings
 from test_browser import in_store
 
 from serverless_ml import apps
 
 APPS = ("predict", "dashboard")
 VISITS = 30  # visits to each app, in each test
-POOL = len(APPS)  # preheated kernels at rest: one per app
+POOL = sum(voila_settings()["POOL_SIZES"].values())  # preheated kernels at rest, every app's pool
 CULL_IDLE_S = 10  # the tests' culling: idle 10 s, looked for every 2 s (the server's own: 300 s, 60 s)
 CULL_INTERVAL_S = 2
 CULLING = (f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
@@ -90,8 +93,6 @@ def page_url(url: str, app: str) -> str:
 
 def max_kernels() -> int:
     "The server's cap, read from its settings file."
-    from test_apps import voila_settings
-
     return voila_settings()["MAX_KERNELS"]
 
 
@@ -148,8 +149,6 @@ def test_pages_load_nothing_from_another_host(server):
 # ---- the cap ------------------------------------------------------------------------------------
 
 def test_the_gate_holds_a_place_for_each_admitted_visit_until_it_expires(monkeypatch):
-    from test_apps import voila_settings
-
     settings = voila_settings()
     manager = settings["BoundedKernelManager"](max_kernels=2)
     assert [manager.admit() for _ in range(3)] == [True, True, False]  # no kernel yet: the places are promised
@@ -158,11 +157,36 @@ def test_the_gate_holds_a_place_for_each_admitted_visit_until_it_expires(monkeyp
     assert manager.admit()
 
 
+def preheating(loop, state: str):
+    "A pool entry as Voila keeps it: a kernel `starting`, `importing` (before the visitor's cell) or `ready`."
+    entry = loop.create_future()
+    if state != "starting":
+        waiting = nbformat.v4.new_code_cell("wait_for_request()")
+        if state == "ready":
+            waiting.metadata["execution"] = {"iopub.status.busy": "2026-11-30T05:00:00Z"}
+        cells = [nbformat.v4.new_code_cell("from serverless_ml import apps"), waiting]
+        entry.set_result({"renderer": SimpleNamespace(executor=SimpleNamespace(nb=SimpleNamespace(cells=cells)))})
+    return entry
+
+
+def test_a_visit_takes_a_ready_kernel_first_and_with_none_ready_gets_the_starting_page():
+    ready_first = voila_settings()["ready_first"]
+    loop = asyncio.new_event_loop()
+    pool = [preheating(loop, "starting"), preheating(loop, "importing")]
+    manager = SimpleNamespace(_pools={"predict.ipynb": pool})
+    assert not ready_first(manager, "predict.ipynb")  # the gate answers "The app is starting" (503)
+    ready = preheating(loop, "ready")
+    pool.append(ready)
+    assert ready_first(manager, "predict.ipynb") and pool[0] is ready  # Voila hands out pool[0]
+    assert ready_first(manager, "notes.ipynb")  # no pool: the visit starts a kernel of its own
+    loop.close()
+
+
 @pytest.fixture(scope="module")
 def small_server(served_env, tmp_path_factory):
     "A server capped at the preheated kernels and one visitor, culling after 30 s; yields (url, process)."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    options = ("--BoundedKernelManager.max_kernels=3", "--MappingKernelManager.cull_idle_timeout=30",
+    options = (f"--BoundedKernelManager.max_kernels={POOL + 1}", "--MappingKernelManager.cull_idle_timeout=30",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
     with voila.running_voila(env=served_env, log_path=log, options=options) as url:
         process = voila.voila_process(url)
@@ -178,13 +202,13 @@ def test_a_visitor_over_the_cap_gets_a_busy_page_then_a_place(small_server):
     assert "The apps are busy" in body and "try again in a minute" in body
     assert "Traceback" not in body and "Error" not in body
     assert foreign_hosts(body) == set()
-    assert voila.kernel_count(process) <= 3
+    assert voila.kernel_count(process) <= POOL + 1
     deadline = time.monotonic() + 30 + CULL_INTERVAL_S + SLACK_S
     while status == 503 and time.monotonic() < deadline:  # until the first visitor's kernel is culled
         time.sleep(2)
         status, body = get(page_url(url, "dashboard"))
     assert status == 200, body[:500]  # the freed place goes to the next visitor
-    assert voila.kernel_count(process) <= 3
+    assert voila.kernel_count(process) <= POOL + 1
 
 
 # ---- in a browser -------------------------------------------------------------------------------
