@@ -111,9 +111,10 @@ def ready_first(kernel_manager, notebook: str) -> bool:
 
 
 class VisitGate(PasswordIdentityProvider):
-    """Voila's identity provider (no login) that turns a visit away when the kernels are all in use.
-    Voila has no hook that runs before a visit takes a preheated kernel; jupyter_server asks the identity
-    provider first on every request, so the gate sits here. The 503 page is the template's `503.html`."""
+    """Voila's identity provider (no login) that answers a visit with the "starting" page while its app has
+    no preheated kernel ready, and turns it away when the kernels are all in use. Voila has no hook that runs
+    before a visit takes a preheated kernel; jupyter_server asks the identity provider first on every
+    request, so the gate sits here. Both 503 pages are the template's `503.html`."""
 
     def get_user(self, handler):
         "The anonymous visitor; a 503 for a page visit while its app is starting (no preheated kernel ready) or busy."
