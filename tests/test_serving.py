@@ -182,6 +182,22 @@ def test_a_visit_takes_a_ready_kernel_first_and_with_none_ready_gets_the_startin
     loop.close()
 
 
+def test_the_pools_grow_to_their_sizes_only_once_every_app_has_its_first_kernel_ready():
+    settings = voila_settings()
+    loop = asyncio.new_event_loop()
+    filled = []
+    manager = SimpleNamespace(_pools={"predict.ipynb": [preheating(loop, "ready")],
+                                      "dashboard.ipynb": [preheating(loop, "importing")]},
+                              kernel_pools_config={"default": {"pool_size": 1}},
+                              fill_if_needed=lambda delay, notebook_name: filled.append(notebook_name))
+    assert not settings["grow_pools"](manager) and filled == []  # the dashboard's first kernel comes first
+    manager._pools["dashboard.ipynb"] = [preheating(loop, "ready")]
+    assert settings["grow_pools"](manager)
+    assert manager.kernel_pools_config["predict.ipynb"] == {"pool_size": settings["POOL_SIZES"]["predict.ipynb"]}
+    assert sorted(filled) == ["dashboard.ipynb", "predict.ipynb"]  # only the apps this server serves
+    loop.close()
+
+
 @pytest.fixture(scope="module")
 def small_server(served_env, tmp_path_factory):
     "A server capped at the preheated kernels and one visitor, culling after 30 s; yields (url, process)."

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 from traitlets import Integer
 from voila.handler import VoilaHandler
@@ -31,11 +32,15 @@ CULL_IDLE_TIMEOUT = 300
 CULL_INTERVAL = 60
 
 # The pools. A preheated kernel takes 5-15 s to start and import; a visit takes one in about a second
-# and a refill starts at once. The predictor is the page people share and open in bursts: 3 waiting
-# kernels serve 3 visits in a row while the refills start. The other apps keep one each.
+# and its refill starts `REFILL_DELAY` s later, so the refill does not slow the visit down. The predictor
+# is the page people share and open in bursts: 3 waiting kernels serve 3 visits in a row while the
+# refills start. The other apps keep one each.
+# At start every app preheats one kernel (`DEFAULT_POOL_SIZE`), so the first visits are served as soon
+# as possible on a small machine; the pools grow to `POOL_SIZES` once each app has its first one ready.
 POOL_SIZES = {"predict.ipynb": 3, "dashboard.ipynb": 1, "models.ipynb": 1}
-DEFAULT_POOL_SIZE = 1  # any other notebook in the served folder
-REFILL_DELAY = 0  # seconds between a visit taking a preheated kernel and its refill starting
+DEFAULT_POOL_SIZE = 1  # any other notebook in the served folder, and every app at start
+GROW_CHECK_SECONDS = 1  # how often the server looks whether the first kernels are ready
+REFILL_DELAY = 5  # seconds between a visit taking a preheated kernel and its refill starting: the visit renders first
 
 # The cap. 12 kernels are about 5 GB: the 5 preheated ones and 7 visitors at a time.
 MAX_KERNELS = 12
@@ -59,6 +64,12 @@ class BoundedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._starting = 0  # kernels asked for and not started yet
         self._reserved = []  # monotonic times of admitted visits whose kernel has not been asked for yet
+        IOLoop.current().call_later(GROW_CHECK_SECONDS, self._grow_pools)
+
+    def _grow_pools(self):
+        "Grow the pools to `POOL_SIZES` once every app has a kernel ready; until then look again shortly."
+        if not grow_pools(self):
+            IOLoop.current().call_later(GROW_CHECK_SECONDS, self._grow_pools)
 
     def in_use(self) -> int:
         "Kernels running, starting, or promised to an admitted visit within `RESERVATION_SECONDS`."
@@ -110,6 +121,17 @@ def ready_first(kernel_manager, notebook: str) -> bool:
     return True
 
 
+def grow_pools(kernel_manager) -> bool:
+    "Once every served app has a preheated kernel ready, raise its pool to `POOL_SIZES` and fill it; else False."
+    pools = getattr(kernel_manager, "_pools", {})
+    if not pools or not all(ready_first(kernel_manager, notebook) for notebook in list(pools)):
+        return False
+    for notebook in [name for name in POOL_SIZES if name in pools]:
+        kernel_manager.kernel_pools_config[notebook] = {"pool_size": POOL_SIZES[notebook]}
+        kernel_manager.fill_if_needed(delay=0, notebook_name=notebook)
+    return True
+
+
 class VisitGate(PasswordIdentityProvider):
     """Voila's identity provider (no login) that answers a visit with the "starting" page while its app has
     no preheated kernel ready, and turns it away when the kernels are all in use. Voila has no hook that runs
@@ -150,9 +172,7 @@ c.VoilaExecutor.cell_timeout_instruction = "The server's log says which step was
 # The pools hold POOL_SIZES kernels; they count towards MAX_KERNELS, and the culler leaves them alone.
 c.VoilaConfiguration.preheat_kernel = True
 c.VoilaConfiguration.default_pool_size = DEFAULT_POOL_SIZE
-c.VoilaKernelManager.kernel_pools_config = {
-    "default": {"pool_size": DEFAULT_POOL_SIZE},
-    **{notebook: {"pool_size": size} for notebook, size in POOL_SIZES.items()}}
+c.VoilaKernelManager.kernel_pools_config = {"default": {"pool_size": DEFAULT_POOL_SIZE}}  # grown by grow_pools
 c.VoilaKernelManager.fill_delay = REFILL_DELAY
 
 # A time limit on every cell but the one waiting for a visitor (that one may wait for hours).
