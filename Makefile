@@ -12,6 +12,7 @@ UV := $(BIN)/uv
 # The lock is for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
 LOCK_FLAGS := --extra dev --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
 PORT ?= 8866
+BASE_URL ?= /
 DAYS ?= 30
 DATASETS ?= iris titanic
 
@@ -92,8 +93,11 @@ mutants: setup  ## mutation testing ([tool.mutmut] in pyproject.toml) in a scrat
 	cp -r lib mutants/tree/src && cp -r tests pyproject.toml mutants/tree/
 	cd mutants/tree && env -u PYTHONPATH ../../$(BIN)/mutmut run --max-children 2 && ../../$(BIN)/mutmut results
 
-serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)/ (settings: notebooks/apps_server/voila.py)
-	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 --Voila.config_file_paths=notebooks/apps_server
+serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) (BASE_URL=/ml/ behind a proxy; settings: notebooks/apps_server/voila.py)
+	@base="$(BASE_URL)"; base=/$${base#/}; base=$${base%/}/; \
+	echo "Serving the apps at http://127.0.0.1:$(PORT)$$base"; \
+	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
+	  --Voila.config_file_paths=notebooks/apps_server --Voila.base_url=$$base
 
 lab: setup  ## JupyterLab on the notebooks, with this venv's kernel (--allow-root when run as root)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -9,8 +9,15 @@ A second server (the apps only, the `make serve` settings with a culling time of
 300 s) takes `MEMORY_VISITS` plain page visits; its memory once the culler has done its work is set
 against its memory at rest, before the visits (the floor).
 
+A third server (the `make serve` command and settings on the real apps folder) is measured from its
+start: the first visit to the predictor right after the server answers (`app_cold_render`, the
+"starting" page and its reloads included), then, once the preheated kernels are back at rest, 5
+visits 1 s apart (`app_burst_render`, their median); both against a warm render (median of 3
+visits at rest, each on a freshly preheated kernel).
+
     python bench/run.py apps
     python bench/bench_apps.py memory    # only the memory row
+    python bench/bench_apps.py visits    # only the cold and burst rows
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import nbformat
 
 from serverless_ml import apps
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' Voila harness
+from helpers import voila  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -41,7 +51,9 @@ MEMORY_VISITS = 50  # plain page visits, the two apps in turn
 CULL_IDLE_S, CULL_INTERVAL_S = 20, 5  # the server's culling shortened from 300 s and 60 s, so the bench is short
 CULLING = (f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
            f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
-POOL = 2  # preheated kernels at rest, one per app
+POOLS = {"predict": 3, "dashboard": 1, "models": 1}  # voila.py POOL_SIZES: preheated kernels of each app at rest
+POOL = sum(POOLS.values())  # preheated kernels at rest on the apps folder
+BURST_VISITS, BURST_GAP_S = 5, 1.0
 
 TRIVIAL = """import ipywidgets as widgets
 
@@ -69,11 +81,11 @@ def served_folder(folder: Path) -> Path:
     return folder
 
 
-def filled_store_env(home: Path) -> dict:
-    "The environment of a temporary store filled by `sml-run run --days 30` (as `make run`)."
+def filled_store_env(home: Path, days: int = 30) -> dict:
+    "The environment of a temporary store filled by `sml-run run --days <days>` (as `make run`)."
     env = {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"),
            "SML_BACKEND": "local", "JUPYTER_PREFER_ENV_PATH": "1"}
-    subprocess.run([sys.executable, "-m", "serverless_ml.runner", "run", "--days", "30"], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "serverless_ml.runner", "run", "--days", str(days)], env=env, check=True,
                    capture_output=True)
     return env
 
@@ -161,15 +173,15 @@ def visit(url: str) -> int:
 
 def memory_after_visits(env: dict, log: Path) -> tuple[int, int, int, dict]:
     "`(at rest, peak, after, counts)`: the server's bytes before, during and after `MEMORY_VISITS` visits; answers, kernels."
-    with apps.running_voila(env=env, log_path=log, options=CULLING) as url:
-        server = apps.voila_process(url)
-        _, rest = apps.settle(server, POOL, timeout=300)
+    with voila.running_voila(env=env, log_path=log, options=CULLING) as url:
+        server = voila.voila_process(url)
+        _, rest = voila.settle(server, POOL, timeout=300)
         peak, statuses = rest, {}
         for n in range(MEMORY_VISITS):
             status = visit(url + apps.APPS_URL_PATH.format(app=("predict", "dashboard")[n % 2]))
             statuses[status] = statuses.get(status, 0) + 1
-            peak = max(peak, apps.resident_memory(server))
-        kernels, after = apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
+            peak = max(peak, voila.resident_memory(server))
+        kernels, after = voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
     return rest, peak, after, {**statuses, "kernels after": kernels}
 
 
@@ -184,9 +196,89 @@ def memory_rows() -> list[dict]:
                 f"peak {peak / mib:.0f} MiB; {statuses}")]
 
 
+def on_screen(page, selector: str) -> bool:
+    "True when `selector` is on the page now; False while it is not, or while the page reloads itself."
+    from playwright.sync_api import Error
+
+    try:
+        return page.locator(selector).count() > 0
+    except Error:  # the "starting" page reloading: its execution context went away mid-question
+        return False
+
+
+def burst(browser, url: str) -> list[float]:
+    "Seconds from navigation to the predictor's inputs for `BURST_VISITS` visits started `BURST_GAP_S` apart."
+    pages, started, seconds = [], [], {}
+
+    def look():
+        for n, page in enumerate(pages):
+            if n not in seconds and on_screen(page, READY["predict"]):
+                seconds[n] = time.perf_counter() - started[n]
+
+    deadline = time.perf_counter() + TIMEOUT_MS / 1000
+    for _ in range(BURST_VISITS):
+        pages.append(browser.new_context().new_page())
+        started.append(time.perf_counter())
+        pages[-1].goto(url + apps.APPS_URL_PATH.format(app="predict"), wait_until="commit")
+        next_visit = started[-1] + BURST_GAP_S
+        while time.perf_counter() < next_visit:
+            look()
+            time.sleep(0.05)
+    while len(seconds) < BURST_VISITS and time.perf_counter() < deadline:
+        look()
+        time.sleep(0.05)
+    for page in pages:
+        page.context.close()
+    return [seconds.get(n, TIMEOUT_MS / 1000) for n in range(BURST_VISITS)]
+
+
+def cold_warm_burst(browser, env: dict, log: Path) -> dict:
+    "The predictor's first render right after the server answers, warm renders at rest, and a burst's renders."
+    with voila.running_voila(env=env, log_path=log, options=CULLING) as url:
+        cold = first_render(browser, url, "predict")
+        print(f"   cold render: {cold:.2f} s", file=sys.stderr, flush=True)
+        server, warm = voila.voila_process(url), []
+        for _ in range(RENDERS):
+            at_rest(server)  # the visits' kernels culled, the pools full and quiet
+            warm.append(first_render(browser, url, "predict"))
+            print(f"   warm render: {warm[-1]:.2f} s", file=sys.stderr, flush=True)
+        at_rest(server)
+        renders = burst(browser, url)
+        print(f"   burst: {renders}", file=sys.stderr, flush=True)
+        return {"cold": cold, "warm": warm, "burst": renders}
+
+
+def at_rest(server) -> None:
+    "Wait until only the preheated kernels run and the server is quiet (the culling time and some slack at most)."
+    kernels, memory = voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
+    print(f"   at rest: {kernels} kernels, {memory >> 20} MiB", file=sys.stderr, flush=True)
+
+
+def visit_rows() -> list[dict]:
+    "`app_cold_render` and `app_burst_render` against a warm render, on the `make serve` folder and settings."
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        env = filled_store_env(scratch, days=3)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            figures = cold_warm_burst(browser, env, scratch / "voila.log")
+            browser.close()
+    warm = statistics.median(figures["warm"])
+    shown = ", ".join(f"{value:.1f}" for value in figures["burst"])
+    return [
+        row("app_cold_render", figures["cold"], warm, 2.0,
+            f"predictor: first visit right after the server answers (starting page included) vs a warm render "
+            f"(median of {RENDERS} at rest: {', '.join(f'{value:.1f}' for value in figures['warm'])} s)"),
+        row("app_burst_render", statistics.median(figures["burst"]), warm, 2.0,
+            f"predictor: median of {BURST_VISITS} visits {BURST_GAP_S:g} s apart ({shown} s) vs a warm render"),
+    ]
+
+
 def run() -> list[dict]:
     "Measure both apps against the trivial notebook, and the server's memory after visits; rows for bench/run.py."
-    return browser_rows() + memory_rows()
+    return browser_rows() + memory_rows() + visit_rows()
 
 
 def browser_rows() -> list[dict]:
@@ -197,7 +289,7 @@ def browser_rows() -> list[dict]:
         scratch = Path(scratch)
         env = filled_store_env(scratch)
         folder = served_folder(Path(tempfile.mkdtemp(dir=scratch)))
-        with apps.running_voila(folder, env=env, log_path=scratch / "voila.log") as url, \
+        with voila.running_voila(folder, env=env, log_path=scratch / "voila.log") as url, \
                 sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             figures = measure(browser, url)
@@ -214,5 +306,6 @@ def browser_rows() -> list[dict]:
 
 
 if __name__ == "__main__":
-    for result in (memory_rows() if sys.argv[1:] == ["memory"] else run()):
+    rows = {"memory": memory_rows, "visits": visit_rows}.get(sys.argv[1] if sys.argv[1:] else "", run)
+    for result in rows():
         print(result)

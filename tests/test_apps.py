@@ -9,6 +9,7 @@ import shutil
 import nbformat
 import pandas as pd
 import pytest
+from helpers import voila
 from helpers.server_settings import voila_settings
 from helpers.stores import daily_and_inference
 
@@ -211,7 +212,7 @@ def test_voila_settings_hide_tracebacks_preheat_and_leave_out_prose():
 def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
     settings = voila_settings()
     timeout_func, limit = settings["c"].VoilaExecutor.timeout_func, settings["CELL_TIMEOUT"]
-    for app in ("predict", "dashboard"):
+    for app in ("predict", "dashboard", "models"):
         cells = [c for c in nbformat.read(apps.apps_folder() / f"{app}.ipynb", as_version=4).cells
                  if c.cell_type == "code"]
         limits = [timeout_func(cell) for cell in cells]
@@ -221,7 +222,7 @@ def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
 
 def test_only_the_apps_are_in_the_served_folder():
     served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
-    assert served == ["dashboard.ipynb", "predict.ipynb"]
+    assert served == ["dashboard.ipynb", "models.ipynb", "predict.ipynb"]
     assert apps.voila_command(8866)[1] == str(apps.apps_folder())
 
 
@@ -231,16 +232,16 @@ def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypa
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
-    taken, free = squatter.getsockname()[1], apps.free_port()
+    taken, free = squatter.getsockname()[1], voila.free_port()
     ports = iter([taken, free])
-    monkeypatch.setattr(apps, "free_port", lambda: next(ports))
+    monkeypatch.setattr(voila, "free_port", lambda: next(ports))
     (tmp_path / "hello.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_markdown_cell("hello")])))
     log = tmp_path / "voila.log"
     try:
-        with apps.running_voila(tmp_path, log_path=log) as url:
+        with voila.running_voila(tmp_path, log_path=log) as url:
             assert url == f"http://127.0.0.1:{free}"
-            assert apps._answers(url + "/voila/")
+            assert voila.answers(url + "/voila/")
     finally:
         squatter.close()
     assert "is already in use" in log.read_text()  # the first attempt met the squatter and exited

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import voila
 from helpers.stores import copy_store, daily_and_inference, in_store
 
 from serverless_ml import apps, pipelines
@@ -36,7 +37,7 @@ def store_env(browser, filled_store_env, tmp_path_factory) -> dict:
 def server(store_env, tmp_path_factory):
     "The apps served by a real Voila server with the `make serve` settings; yields its base URL."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with apps.running_voila(env=store_env, log_path=log) as url:
+    with voila.running_voila(env=store_env, log_path=log) as url:
         yield url
 
 

@@ -4,27 +4,31 @@ another host.
 Real `voila` servers (the `make serve` command and settings, notebooks/apps_server/voila.py) run on
 free ports over a temporary store, with a shorter culling time given on the command line. The
 kernels are the server process's children, the server's memory is the resident memory of the server
-and its children (`apps.kernel_count`, `apps.resident_memory`). Every wait is a bounded loop that
+and its children (`helpers.voila.kernel_count`, `resident_memory`). Every wait is a bounded loop that
 stops as soon as its condition holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
+from helpers import voila
 from helpers.server_settings import voila_settings
 from helpers.stores import copy_store
 
 from serverless_ml import apps
 
 APPS = ("predict", "dashboard")
-POOL = len(APPS)  # preheated kernels at rest: one per app
+POOL = sum(voila_settings()["POOL_SIZES"].values())  # preheated kernels at rest, every app's pool
 CULL_IDLE_S = 10  # the tests' culling: idle 10 s, looked for every 2 s (the server's own: 300 s, 60 s)
 CULL_INTERVAL_S = 2
 CULLING = (f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}",
@@ -45,22 +49,22 @@ def served_env(filled_store_env, tmp_path_factory) -> dict:
 
 def at_rest(server) -> int:
     "The server's memory once only the preheated kernels run and their imports are done."
-    count, memory = apps.settle(server, POOL, timeout=300)
+    count, memory = voila.settle(server, POOL, timeout=300)
     assert count == POOL, f"The server never came to rest: {count} kernels, {memory >> 20} MiB"
     return memory
 
 
 def back_to_rest(server) -> tuple[int, int]:
     "`(kernels, memory)` once the visitors' kernels are culled, or when the culling time (and slack) has passed."
-    return apps.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + SLACK_S)
+    return voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + SLACK_S)
 
 
 @pytest.fixture(scope="module")
 def server(served_env, tmp_path_factory):
     "The apps on a real server with the `make serve` settings and a 10-second culling; yields (url, process, rest)."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with apps.running_voila(env=served_env, log_path=log, options=CULLING) as url:
-        process = apps.voila_process(url)
+    with voila.running_voila(env=served_env, log_path=log, options=CULLING) as url:
+        process = voila.voila_process(url)
         yield url, process, at_rest(process)
 
 
@@ -86,12 +90,13 @@ def max_kernels() -> int:
 
 
 def rounds_past_the_cap() -> int:
-    """Rounds of one visit to each app: 4 visits more than the cap leaves to visitors (12 kernels: 10, so 7 rounds).
+    """Rounds of one visit to each app: 4 visits more than the cap leaves to visitors
+    (12 kernels less a resting pool of 5: 7 places, so 5 rounds of 2 visits).
 
     Were no kernel ever culled, these visits would ask for more kernels than the cap allows: a server
     that kept its visitors' kernels, or let them pass the cap, fails here. Each visit's kernel is started,
     culled and freed whole, so more rounds repeat the same cycle; 30 rounds took 7-9 minutes of CI each.
-    What fewer visits give up: a leak under about 1/70 of the resting memory per visit (20 % over 14)
+    What fewer visits give up: a leak under about 1/50 of the resting memory per visit (20 % over 10)
     now passes. The bench row app_memory_50_visits measures the long run; the busy page over the cap is
     proven on a small server below."""
     return (max_kernels() - POOL) // len(APPS) + 2
@@ -105,7 +110,11 @@ def test_plain_visits_leave_no_kernel_behind(server):
             status, body = get(page_url(url, app))
             assert status in (200, 503), (app, status, body[:500])
             assert "Traceback" not in body
-            peak = max(peak, apps.kernel_count(process))
+            peak = max(peak, voila.kernel_count(process))
+    refills_started = time.monotonic() + voila_settings()["REFILL_DELAY"] + 10  # the pools refill a little later
+    while time.monotonic() < refills_started:
+        peak = max(peak, voila.kernel_count(process))
+        time.sleep(0.5)
     assert POOL < peak <= max_kernels()  # visits ran kernels of their own, never more than the cap
     count, after = back_to_rest(process)
     assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
@@ -158,14 +167,55 @@ def test_the_gate_holds_a_place_for_each_admitted_visit_until_it_expires(monkeyp
     assert manager.admit()
 
 
+def preheating(loop, state: str):
+    "A pool entry as Voila keeps it: a kernel `starting`, `importing` (before the visitor's cell) or `ready`."
+    entry = loop.create_future()
+    if state != "starting":
+        waiting = nbformat.v4.new_code_cell("wait_for_request()")
+        if state == "ready":
+            waiting.metadata["execution"] = {"iopub.status.busy": "2026-11-30T05:00:00Z"}
+        cells = [nbformat.v4.new_code_cell("from serverless_ml import apps"), waiting]
+        entry.set_result({"renderer": SimpleNamespace(executor=SimpleNamespace(nb=SimpleNamespace(cells=cells)))})
+    return entry
+
+
+def test_a_visit_takes_a_ready_kernel_first_and_with_none_ready_gets_the_starting_page():
+    ready_first = voila_settings()["ready_first"]
+    loop = asyncio.new_event_loop()
+    pool = [preheating(loop, "starting"), preheating(loop, "importing")]
+    manager = SimpleNamespace(_pools={"predict.ipynb": pool})
+    assert not ready_first(manager, "predict.ipynb")  # the gate answers "The app is starting" (503)
+    ready = preheating(loop, "ready")
+    pool.append(ready)
+    assert ready_first(manager, "predict.ipynb") and pool[0] is ready  # Voila hands out pool[0]
+    assert ready_first(manager, "notes.ipynb")  # no pool: the visit starts a kernel of its own
+    loop.close()
+
+
+def test_the_pools_grow_to_their_sizes_only_once_every_app_has_its_first_kernel_ready():
+    settings = voila_settings()
+    loop = asyncio.new_event_loop()
+    filled = []
+    manager = SimpleNamespace(_pools={"predict.ipynb": [preheating(loop, "ready")],
+                                      "dashboard.ipynb": [preheating(loop, "importing")]},
+                              kernel_pools_config={"default": {"pool_size": 1}},
+                              fill_if_needed=lambda delay, notebook_name: filled.append(notebook_name))
+    assert not settings["grow_pools"](manager) and filled == []  # the dashboard's first kernel comes first
+    manager._pools["dashboard.ipynb"] = [preheating(loop, "ready")]
+    assert settings["grow_pools"](manager)
+    assert manager.kernel_pools_config["predict.ipynb"] == {"pool_size": settings["POOL_SIZES"]["predict.ipynb"]}
+    assert sorted(filled) == ["dashboard.ipynb", "predict.ipynb"]  # only the apps this server serves
+    loop.close()
+
+
 @pytest.fixture(scope="module")
 def small_server(served_env, tmp_path_factory):
     "A server capped at the preheated kernels and one visitor, culling after 30 s; yields (url, process)."
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    options = ("--BoundedKernelManager.max_kernels=3", "--MappingKernelManager.cull_idle_timeout=30",
+    options = (f"--BoundedKernelManager.max_kernels={POOL + 1}", "--MappingKernelManager.cull_idle_timeout=30",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}")
-    with apps.running_voila(env=served_env, log_path=log, options=options) as url:
-        process = apps.voila_process(url)
+    with voila.running_voila(env=served_env, log_path=log, options=options) as url:
+        process = voila.voila_process(url)
         at_rest(process)
         yield url, process
 
@@ -195,7 +245,7 @@ def test_browser_visits_leave_no_kernel_behind(server, browser):
         for app in APPS:
             _, foreign = visit(browser, url, app)
             assert foreign == set(), app
-            assert apps.kernel_count(process) <= max_kernels()
+            assert voila.kernel_count(process) <= max_kernels()
     count, after = back_to_rest(process)
     assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
     assert after <= MEMORY_TOLERANCE * rest, f"{after >> 20} MiB after the visits, {rest >> 20} MiB at rest"
@@ -214,20 +264,20 @@ class TestOwnServers:
         assert "The apps are busy" in body and "try again in a minute" in body
         assert "Traceback" not in body and "Error" not in body
         assert foreign_hosts(body) == set()
-        assert apps.kernel_count(process) <= 3
+        assert voila.kernel_count(process) <= POOL + 1
         deadline = time.monotonic() + 30 + CULL_INTERVAL_S + SLACK_S
         while status == 503 and time.monotonic() < deadline:  # until the first visitor's kernel is culled
             time.sleep(2)
             status, body = get(page_url(url, "dashboard"))
         assert status == 200, body[:500]  # the freed place goes to the next visitor
-        assert apps.kernel_count(process) <= 3
+        assert voila.kernel_count(process) <= POOL + 1
 
     @pytest.mark.browser
     def test_closing_the_tab_shuts_its_kernel_down(self, browser, served_env, tmp_path):
         log = tmp_path / "voila.log"
         options = ("--MappingKernelManager.cull_idle_timeout=3600",)  # no culling: only the closed tab can do it
-        with apps.running_voila(env=served_env, log_path=log, options=options) as url:
-            process = apps.voila_process(url)
+        with voila.running_voila(env=served_env, log_path=log, options=options) as url:
+            process = voila.voila_process(url)
             at_rest(process)
             kernel_id, _ = visit(browser, url, "predict", close_tab=True)
             deadline = time.monotonic() + SLACK_S

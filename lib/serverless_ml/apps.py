@@ -12,16 +12,10 @@ import html
 import logging
 import math
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -36,16 +30,15 @@ from .config import backend_name, project_root
 # %% auto #0
 __all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'WHY_TEXT',
            'NEIGHBOUR_COLUMNS', 'COPY_SCRIPT', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS', 'RECENT_COLUMNS',
-           'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec', 'input_spec', 'input_specs',
-           'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html',
-           'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction',
-           'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html',
-           'neighbours_html', 'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query',
-           'link_html', 'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs',
-           'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html',
-           'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater',
-           'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command', 'free_port',
-           'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
+           'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'InputSpec', 'input_spec', 'input_specs', 'InputError',
+           'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html', 'ServedModel',
+           'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction', 'class_name',
+           'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html', 'neighbours_html',
+           'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query', 'link_html',
+           'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs', 'select_dataset_tab',
+           'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html', 'section_html',
+           'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater', 'read_stamp',
+           'DashboardPage', 'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -879,150 +872,17 @@ def voila_settings_folder() -> Path:
     return project_root() / "notebooks" / "apps_server"
 
 
+def url_prefix(base_url: str) -> str:
+    "`base_url` as Voila wants it, one slash on each side: `ml` -> `/ml/`, `` -> `/`."
+    inner = base_url.strip("/")
+    return f"/{inner}/" if inner else "/"
+
+
 def voila_command(port: int,  # TCP port on 127.0.0.1
                   folder: Path | None = None,  # the served folder; `apps_folder()` when None
+                  base_url: str = "/",  # the path prefix to serve under, e.g. "/ml/" behind a proxy
                   ) -> list[str]:
     "The command `make serve` runs: Voila on `folder`, bound to 127.0.0.1, with the project's settings."
     voila = Path(sys.executable).with_name("voila")
     return [str(voila), str(folder or apps_folder()), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-            f"--Voila.config_file_paths={voila_settings_folder()}"]
-
-# %% ../../notebooks/lib/08_apps.ipynb #155a7c4c
-def free_port() -> int:
-    "A TCP port on 127.0.0.1 that nothing listens on right now."
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    "True when `url` answers HTTP (any status)."
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-# %% ../../notebooks/lib/08_apps.ipynb #7d564ee8
-PORT_ATTEMPTS = 3  # a server that loses its port to another process is retried on a new one
-
-
-def _await(server: subprocess.Popen, url: str, deadline: float) -> bool:
-    "True once `server` answers at `url`; False when it exits first or `deadline` passes."
-    while server.poll() is None and time.monotonic() < deadline:
-        if _answers(url + "/voila/"):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-@contextmanager
-def running_voila(folder: Path | None = None,  # the served folder; `apps_folder()` when None
-                  env: dict | None = None,  # environment of the server and its kernels; this one when None
-                  log_path: Path | None = None,  # where the server's output goes; discarded when None
-                  timeout: float = 60,  # seconds to wait for the server to answer
-                  options: tuple = (),  # extra command-line settings, e.g. `--MappingKernelManager.cull_interval=2`
-                  ):
-    "A `voila_command` server on a free port for the length of a `with` block; yields its base URL."
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    deadline = time.monotonic() + timeout
-    try:
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            port = free_port()  # free now; another process may still take it before Voila binds it
-            # Voila would move to the next port on its own, where we would not look: make it exit instead
-            command = [*voila_command(port, folder), "--Voila.port_retries=0", *options]
-            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            url = f"http://127.0.0.1:{port}"
-            if _await(server, url, deadline):
-                break
-            _stop(server)
-            if attempt == PORT_ATTEMPTS or time.monotonic() >= deadline:
-                raise RuntimeError(f"Voila did not start on {url} (exit code {server.poll()}); "
-                                   f"see {log_path or 'its log'}.")
-        try:
-            yield url
-        finally:
-            _stop(server)
-    finally:
-        if log_path:
-            log.close()
-
-
-def _stop(server: subprocess.Popen) -> None:
-    "Stop a Voila server and, through its SIGTERM handler, its kernels; kill it if it hangs."
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-# %% ../../notebooks/lib/08_apps.ipynb #c4851232
-def voila_process(url: str):
-    "The `running_voila` server answering at `url`, as a psutil process (a child of this process)."
-    import psutil  # a dev dependency: only tests and benchmarks watch servers
-
-    port = f"--port={url.rsplit(':', 1)[-1]}"
-    for child in psutil.Process().children():
-        if port in child.cmdline():
-            return child
-    raise LookupError(f"No server started by this process answers at {url}: start it with running_voila.")
-
-
-def kernel_count(server) -> int:
-    "How many kernels `server` (a psutil process) runs now: its child processes."
-    return len(server.children())
-
-
-def resident_memory(server) -> int:
-    "Resident bytes of `server` and every process under it; a kernel that ends meanwhile counts 0."
-    import psutil
-
-    total = 0
-    for process in [server, *server.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def cpu_seconds(server) -> float:
-    "CPU seconds used so far by `server` and every process under it that still runs."
-    import psutil
-
-    total = 0.0
-    for process in [server, *server.children(recursive=True)]:
-        try:
-            total += sum(process.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def _reading(server) -> tuple[int, int, float]:
-    "`(kernels, memory, CPU seconds)` of `server` now."
-    return kernel_count(server), resident_memory(server), cpu_seconds(server)
-
-
-def _calm(before: tuple, after: tuple, kernels: int) -> bool:
-    "True when two readings 2 s apart show `kernels` kernels, memory within 2 % and under 0.2 CPU seconds used."
-    return (before[0] == after[0] == kernels and abs(after[1] - before[1]) < 0.02 * after[1]
-            and after[2] - before[2] < 0.2)
-
-
-def settle(server,  # a psutil process, e.g. `voila_process(url)`
-           kernels: int,  # the kernel count to wait for, e.g. the preheated ones at rest
-           timeout: float,  # seconds to wait at most
-           quiet: int = 3,  # calm readings in a row (2 s apart) that make a rest
-           ) -> tuple[int, int]:
-    "`(kernels, memory)` of `server` once it runs `kernels` kernels and has been quiet, or at `timeout`."
-    deadline, calm, last = time.monotonic() + timeout, 0, _reading(server)
-    while calm < quiet and time.monotonic() < deadline:
-        time.sleep(2)
-        now = _reading(server)
-        calm = calm + 1 if _calm(last, now, kernels) else 0
-        last = now
-    return kernel_count(server), resident_memory(server)
+            f"--Voila.config_file_paths={voila_settings_folder()}", f"--Voila.base_url={url_prefix(base_url)}"]

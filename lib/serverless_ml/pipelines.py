@@ -32,16 +32,16 @@ from .store import (WRITE_PATH, SchemaMismatchError, check_existing, expectation
 
 # %% auto #0
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'MAX_NEW_ROWS', 'SEED_RANGE',
-           'TEST_SIZE_RANGE', 'BEST_METRIC', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'IMAGES', 'IMAGES_MANIFEST',
-           'group_name', 'model_name', 'predictions_name', 'images_folder', 'state_folder', 'parse_date',
-           'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert', 'existing_group',
-           'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model',
-           'compare_models', 'check_registry', 'daily_rows', 'empty_state', 'MonitoringStateWarning', 'state_problem',
-           'read_state', 'write_state', 'MonitoringBusyError', 'lock_path', 'acquire_monitoring_lock',
-           'monitoring_lock', 'load_model', 'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions',
-           'update_state', 'log_predictions', 'Monitoring', 'monitoring_from_state', 'rebuild_state',
-           'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending', 'add_daily_rows',
-           'monitoring_images', 'png_problem', 'upload_images', 'uploaded_images']
+           'TEST_SIZE_RANGE', 'TRAINING_RECORD', 'BEST_METRIC', 'STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'IMAGES',
+           'IMAGES_MANIFEST', 'group_name', 'model_name', 'predictions_name', 'images_folder', 'state_folder',
+           'parse_date', 'check_source', 'day_times', 'check_days', 'check_params', 'feature_group', 'upsert',
+           'existing_group', 'class_balance', 'feature_view', 'training_data', 'model_schema', 'training_record',
+           'register_model', 'best_model', 'compare_models', 'check_registry', 'daily_rows', 'empty_state',
+           'MonitoringStateWarning', 'state_problem', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
+           'acquire_monitoring_lock', 'monitoring_lock', 'load_model', 'predictions_group', 'rows_to_predict',
+           'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
+           'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data',
+           'mark_pending', 'add_daily_rows', 'monitoring_images', 'png_problem', 'upload_images', 'uploaded_images']
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #332c2d04
 FEATURE_GROUP_VERSION = 1
@@ -275,11 +275,19 @@ def model_schema(X_train: pd.DataFrame, y_train: pd.Series) -> ModelSchema:
     return ModelSchema(Schema(X_train), Schema(y_train))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #35116ab0
+TRAINING_RECORD = "training.json"  # beside the model files: training rows, feature view, run and commit
+
+
+def training_record(X_train: pd.DataFrame, fv) -> dict:
+    "What the model page shows of a version's training: rows, feature view and version, run id and commit."
+    return {"training_rows": len(X_train), "feature_view": [fv.name, fv.version], **runs.provenance()}
+
+
 def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFrame, X_train: pd.DataFrame,
                    y_train: pd.Series, fv,
                    confusion_png: bytes | None = None,  # the confusion picture if already drawn; else drawn here
                    ):
-    "Register `model` as a new version of `<dataset>_model`, with metrics, confusion image, example, lineage."
+    "Register `model` as a new version of `<dataset>_model`: metrics, confusion image, training record, example, lineage."
     entry = mr.python.create_model(
         name=model_name(dataset), metrics={key: float(value) for key, value in metrics.items()},
         description=f"{dataset}: {type(model).__name__} trained on feature view {fv.name} v{fv.version}; "
@@ -289,6 +297,7 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
     with tempfile.TemporaryDirectory(prefix=f"{dataset}_model-") as folder:
         models.save_model(model, folder)
         (Path(folder) / "confusion_matrix.png").write_bytes(confusion_png or pictures.confusion_matrix_png(confusion))
+        (Path(folder) / TRAINING_RECORD).write_text(json.dumps(training_record(X_train, fv)), encoding="utf-8")
         entry.save(folder)
     return entry
 

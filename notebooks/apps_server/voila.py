@@ -5,7 +5,11 @@ the server starts fast; the apps' own imports run in their preheated kernels.
 
 Every visit runs its own kernel (about 0.4 GB). Three settings keep the server bounded:
 idle kernels are culled, at most `MAX_KERNELS` run at once (a visitor beyond that gets a short
-"busy, try again in a minute" page), and a closed tab shuts its kernel down at once."""
+"busy, try again in a minute" page), and a closed tab shuts its kernel down at once.
+
+Visits are fast because each app keeps `POOL_SIZES` preheated kernels waiting; a visit that finds
+none ready (right after the server starts, or in a burst that drained the pool) gets a page saying
+the app is starting, which reloads itself, instead of a blank page."""
 
 import os
 import time
@@ -13,6 +17,7 @@ from pathlib import Path
 
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 from traitlets import Integer
 from voila.handler import VoilaHandler
@@ -26,7 +31,18 @@ CELL_TIMEOUT = 120  # seconds an app cell may run before Voila stops it
 CULL_IDLE_TIMEOUT = 300
 CULL_INTERVAL = 60
 
-# The cap. 12 kernels are about 5 GB: the 2 preheated ones (one per app) and 10 visitors at a time.
+# The pools. A preheated kernel takes 5-15 s to start and import; a visit takes one in about a second
+# and its refill starts `REFILL_DELAY` s later, so the refill does not slow the visit down. The predictor
+# is the page people share and open in bursts: 3 waiting kernels serve 3 visits in a row while the
+# refills start. The other apps keep one each.
+# At start every app preheats one kernel (`DEFAULT_POOL_SIZE`), so the first visits are served as soon
+# as possible on a small machine; the pools grow to `POOL_SIZES` once each app has its first one ready.
+POOL_SIZES = {"predict.ipynb": 3, "dashboard.ipynb": 1, "models.ipynb": 1}
+DEFAULT_POOL_SIZE = 1  # any other notebook in the served folder, and every app at start
+GROW_CHECK_SECONDS = 1  # how often the server looks whether the first kernels are ready
+REFILL_DELAY = 5  # seconds between a visit taking a preheated kernel and its refill starting: the visit renders first
+
+# The cap. 12 kernels are about 5 GB: the 5 preheated ones and 7 visitors at a time.
 MAX_KERNELS = 12
 # A visit holds its place from its request until its kernel has started: longer than any kernel start.
 RESERVATION_SECONDS = 60
@@ -48,6 +64,12 @@ class BoundedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._starting = 0  # kernels asked for and not started yet
         self._reserved = []  # monotonic times of admitted visits whose kernel has not been asked for yet
+        IOLoop.current().call_later(GROW_CHECK_SECONDS, self._grow_pools)
+
+    def _grow_pools(self):
+        "Grow the pools to `POOL_SIZES` once every app has a kernel ready; until then look again shortly."
+        if not grow_pools(self):
+            IOLoop.current().call_later(GROW_CHECK_SECONDS, self._grow_pools)
 
     def in_use(self) -> int:
         "Kernels running, starting, or promised to an admitted visit within `RESERVATION_SECONDS`."
@@ -73,15 +95,60 @@ class BoundedKernelManager(AsyncMappingKernelManager):
             self._starting -= 1
 
 
+def _ready(task) -> bool:
+    """True when a pool entry (an asyncio task starting a kernel) has a kernel whose imports are done: it runs
+    the cell waiting for the visitor (nbclient stamps a cell's execution metadata when the kernel starts it)."""
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return False
+    executor = getattr(task.result()["renderer"], "executor", None)
+    if executor is None:
+        return False
+    waits = [cell for cell in executor.nb.cells if "wait_for_request(" in cell.source]
+    return not waits or "iopub.status.busy" in waits[0].metadata.get("execution", {})
+
+
+def ready_first(kernel_manager, notebook: str) -> bool:
+    """Put a ready preheated kernel of `notebook` first in its pool, where Voila takes the visit's kernel from;
+    False when none is ready yet. True for a notebook without a pool (its visit starts a kernel of its own)."""
+    pool = getattr(kernel_manager, "_pools", {}).get(notebook)
+    if not pool:
+        return True
+    ready = next((task for task in pool if _ready(task)), None)
+    if ready is None:
+        return False
+    pool.remove(ready)
+    pool.insert(0, ready)
+    return True
+
+
+def grow_pools(kernel_manager) -> bool:
+    "Once every served app has a preheated kernel ready, raise its pool to `POOL_SIZES` and fill it; else False."
+    pools = getattr(kernel_manager, "_pools", {})
+    if not pools or not all(ready_first(kernel_manager, notebook) for notebook in list(pools)):
+        return False
+    for notebook in [name for name in POOL_SIZES if name in pools]:
+        kernel_manager.kernel_pools_config[notebook] = {"pool_size": POOL_SIZES[notebook]}
+        kernel_manager.fill_if_needed(delay=0, notebook_name=notebook)
+    return True
+
+
 class VisitGate(PasswordIdentityProvider):
-    """Voila's identity provider (no login) that turns a visit away when the kernels are all in use.
-    Voila has no hook that runs before a visit takes a preheated kernel; jupyter_server asks the identity
-    provider first on every request, so the gate sits here. The 503 page is the template's `503.html`."""
+    """Voila's identity provider (no login) that answers a visit with the "starting" page while its app has
+    no preheated kernel ready, and turns it away when the kernels are all in use. Voila has no hook that runs
+    before a visit takes a preheated kernel; jupyter_server asks the identity provider first on every
+    request, so the gate sits here. Both 503 pages are the template's `503.html`."""
 
     def get_user(self, handler):
-        "The anonymous visitor; a 503 (busy) for a page visit while the server has `max_kernels` kernels."
+        "The anonymous visitor; a 503 for a page visit while its app is starting (no preheated kernel ready) or busy."
         user = super().get_user(handler)
-        if isinstance(handler, VoilaHandler) and not handler.kernel_manager.admit():
+        if not isinstance(handler, VoilaHandler):
+            return user
+        notebook = handler.path_args[0] if handler.path_args else ""
+        if not ready_first(handler.kernel_manager, notebook):
+            handler.current_user = user  # the starting page is rendered for this visitor
+            handler.set_header("Retry-After", "1")
+            raise HTTPError(503, "No preheated kernel of %s is ready yet", notebook, reason="Starting")
+        if not handler.kernel_manager.admit():
             handler.current_user = user  # the error page is rendered for this visitor
             raise HTTPError(503, "All %d kernels are in use", handler.kernel_manager.max_kernels, reason="Busy")
         return user
@@ -102,9 +169,11 @@ c.VoilaExecutor.cell_timeout_instruction = "The server's log says which step was
 
 # Preheated kernels run each app's imports before anyone visits; the app then waits for the visitor
 # (voila.utils.wait_for_request) before it reads the store, so data and model are fresh per visitor.
-# The pool holds 1 kernel per app; they count towards MAX_KERNELS, and the culler leaves them alone.
+# The pools hold POOL_SIZES kernels; they count towards MAX_KERNELS, and the culler leaves them alone.
 c.VoilaConfiguration.preheat_kernel = True
-c.VoilaConfiguration.default_pool_size = 1
+c.VoilaConfiguration.default_pool_size = DEFAULT_POOL_SIZE
+c.VoilaKernelManager.kernel_pools_config = {"default": {"pool_size": DEFAULT_POOL_SIZE}}  # grown by grow_pools
+c.VoilaKernelManager.fill_delay = REFILL_DELAY
 
 # A time limit on every cell but the one waiting for a visitor (that one may wait for hours).
 c.VoilaExecutor.timeout = CELL_TIMEOUT
@@ -131,6 +200,9 @@ c.Voila.tornado_settings = {"disable_check_xsrf": True}
 # CDN stylesheets, found through JUPYTER_PATH (Voila looks for templates there when it starts).
 os.environ["JUPYTER_PATH"] = with_templates(os.environ.get("JUPYTER_PATH", ""))
 c.VoilaConfiguration.template = "serverless-ml"
+
+# The server's root (under the base URL) is a plain page linking the apps: the template's tree.html.
+c.VoilaConfiguration.classic_tree = True
 
 # The notebooks' prose is for readers in JupyterLab; visitors see only the apps.
 c.VoilaExporter.exclude_markdown = True
