@@ -28,17 +28,17 @@ from pathlib import Path
 import ipywidgets as widgets
 import pandas as pd
 
-from . import datasets, models, pictures, pipelines, store
+from . import datasets, models, monitoring, pictures, pipelines, store
 from .config import backend_name, project_root
 
 # %% auto #0
 __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS',
-           'RECENT_COLUMNS', 'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec', 'input_spec',
-           'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget',
-           'hint_html', 'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models',
-           'Prediction', 'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html',
-           'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message', 'recent_table_html',
-           'counts_html', 'section_html', 'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab',
+           'RECENT_COLUMNS', 'DASHBOARD_PICTURES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec',
+           'input_spec', 'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log',
+           'input_widget', 'hint_html', 'ServedModel', 'no_model_message', 'load_served_model', 'store_project',
+           'serve_models', 'Prediction', 'class_name', 'predict_one', 'probabilities_html', 'picture_html',
+           'prediction_html', 'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message',
+           'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'read_dashboard', 'DashboardTab',
            'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
            'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
 
@@ -220,7 +220,7 @@ def load_served_model(project, dataset: str) -> ServedModel | None:
     registry = project.get_model_registry()
     if pipelines.best_model(registry, dataset) is None:
         return None
-    estimator, entry = pipelines.load_model(registry, dataset)
+    estimator, entry = pipelines.load_best_model(registry, dataset)
     return ServedModel(dataset, pipelines.model_name(dataset), int(entry.version), dict(entry.training_metrics or {}), estimator)
 
 # %% ../../notebooks/lib/08_apps.ipynb #71caf62a
@@ -437,7 +437,7 @@ class DashboardData:
     model: str = ""  # the registered model shown beside the figures; "" when none is registered
     counts: dict = field(default_factory=dict)  # words -> number, e.g. {"predictions": 31, "correct": 29}
     recent: pd.DataFrame | None = None  # the 5 newest predictions, newest first
-    pictures: dict = field(default_factory=dict)  # "newest", "confusion", "accuracy" -> PNG bytes
+    pictures: dict = field(default_factory=dict)  # file name (e.g. "confusion_matrix.png") -> PNG bytes
 
     @property
     def has_predictions(self) -> bool:
@@ -497,22 +497,11 @@ def section_html(heading: str, body: str) -> str:
     return f"<h3>{html.escape(heading)}</h3>{body}"
 
 # %% ../../notebooks/lib/08_apps.ipynb #cb963328
-def monitoring_pictures(view) -> dict:
-    "The dashboard's pictures of a `pipelines.Monitoring` view: newest row, confusion matrix, accuracy over time."
-    title = f"{view.dataset.capitalize()} confusion matrix over all {view.n_predictions:,} predictions"
-    drawn = {"confusion": pictures.confusion_matrix_png(view.confusion, title=title),
-             "accuracy": pictures.accuracy_over_time_png(view.accuracy)}
-    if view.newest:
-        actual = view.newest[datasets.spec(view.dataset).label]
-        drawn["newest"] = pictures.prediction_png(view.dataset, view.newest, view.newest["prediction"], actual)
-    return drawn
-
-
-PICTURE_FILES = {"newest": pipelines.IMAGES[0], "confusion": pipelines.IMAGES[2], "accuracy": pipelines.IMAGES[3]}
+DASHBOARD_PICTURES = ("latest_prediction.png", "confusion_matrix.png", "accuracy_over_time.png")  # by file name
 
 
 def dashboard_data(dataset: str, view, entry,
-                   drawn: dict | None = None,  # the pictures, already made; drawn from `view` when None
+                   drawn: dict | None = None,  # the pictures by file name, already made; drawn from `view` when None
                    ) -> DashboardData:
     "What the tab shows, from the monitoring `view` and the best registry `entry` (None when no model)."
     if entry is None:
@@ -523,17 +512,17 @@ def dashboard_data(dataset: str, view, entry,
         return DashboardData(dataset, model)
     counts = {"predictions": view.n_predictions, "correct": int(view.accuracy.correct.sum()),
               "accuracy over the whole history": _percent(view.overall_accuracy), "days": len(view.accuracy)}
-    return DashboardData(dataset, model, counts, view.recent.head(pipelines.RECENT), drawn or monitoring_pictures(view))
+    return DashboardData(dataset, model, counts, view.recent.head(monitoring.RECENT),
+                         drawn or monitoring.draw_pictures(view, DASHBOARD_PICTURES))
 
 
 def _read_dashboard(dataset: str, project=None) -> DashboardData:
     "Read `dataset`'s monitoring data from the store; the pictures are the uploaded ones when they show this state."
     project = project or store_project()
     entry = pipelines.best_model(project.get_model_registry(), dataset)
-    view = pipelines.monitoring_data(project, dataset) if entry is not None else None
-    uploaded = pipelines.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
-                                         PICTURE_FILES.values()) if view else None
-    drawn = {key: uploaded[name] for key, name in PICTURE_FILES.items()} if uploaded else None
+    view = monitoring.monitoring_data(project, dataset) if entry is not None else None
+    drawn = monitoring.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
+                                       DASHBOARD_PICTURES) if view else None
     return dashboard_data(dataset, view, entry, drawn)
 
 
@@ -547,10 +536,11 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
     return data
 
 # %% ../../notebooks/lib/08_apps.ipynb #881fc9f1
-SECTIONS = {  # picture key -> (heading, alt text) of the dashboard's pictures
-    "newest": ("Newest prediction: predicted vs actual", "Drawing of the newest {row}, predicted and actual class"),
-    "confusion": ("Confusion matrix over the whole history", "{name} confusion matrix over all predictions"),
-    "accuracy": ("Accuracy over time", "{name} accuracy of the predictions over time"),
+SECTIONS = {  # picture file name -> (heading, alt text) of the dashboard's pictures
+    "latest_prediction.png": ("Newest prediction: predicted vs actual",
+                              "Drawing of the newest {row}, predicted and actual class"),
+    "confusion_matrix.png": ("Confusion matrix over the whole history", "{name} confusion matrix over all predictions"),
+    "accuracy_over_time.png": ("Accuracy over time", "{name} accuracy of the predictions over time"),
 }
 
 
@@ -562,10 +552,10 @@ class DashboardTab:
         self.dataset, self.read = dataset, read or read_dashboard
         self.notice, self.counts, self.recent = widgets.HTML(), widgets.HTML(), widgets.HTML()
         self.pictures = {key: widgets.HTML() for key in SECTIONS}
-        side_by_side = widgets.GridBox([self.pictures["newest"], self.pictures["confusion"]],
+        side_by_side = widgets.GridBox([self.pictures["latest_prediction.png"], self.pictures["confusion_matrix.png"]],
                                        layout=widgets.Layout(grid_gap="8px 24px",
                                                              grid_template_columns="repeat(auto-fit, minmax(420px, 1fr))"))
-        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side, self.pictures["accuracy"]])
+        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side, self.pictures["accuracy_over_time.png"]])
         self.loaded = False  # True once the tab shows what the store held at its last read
 
     def refresh(self):
@@ -591,7 +581,7 @@ class DashboardTab:
         words = {"name": self.dataset.capitalize(), "row": ROW_WORDS.get(self.dataset, "row")}
         for key, (heading, alt) in SECTIONS.items():
             png = data.pictures.get(key) if full else None
-            css = "sml-chart sml-wide" if key == "accuracy" else "sml-chart"
+            css = "sml-chart sml-wide" if key == "accuracy_over_time.png" else "sml-chart"
             self.pictures[key].value = section_html(heading, picture_html(png, alt.format(**words), css)) if png else ""
 
 # %% ../../notebooks/lib/08_apps.ipynb #c7453141
