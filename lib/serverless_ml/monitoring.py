@@ -19,22 +19,23 @@ import pandas as pd
 import PIL.Image
 from filelock import FileLock, Timeout
 
-from . import models, pictures
-from .config import lock_timeout, store_home, to_utc, utc_column
+from . import alerts, drift, models, pictures, validation
+from .config import lock_timeout, namespaced, store_home, to_utc, utc_column, utc_now
 from .datasets import HISTORICAL_TIME, spec
 from .local_registry import LocalDatasetApi, local_resource
-from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, load_best_model,
+from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
 from .store import WRITE_PATH, check_existing, put_file, read_since
 
 # %% auto #0
-__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'empty_state',
-           'MonitoringStateWarning', 'state_problem', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
-           'monitoring_lock', 'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions',
-           'update_state', 'log_predictions', 'Monitoring', 'accuracy_per_day', 'monitoring_from_state',
-           'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending',
-           'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images', 'Round',
-           'predict_new_rows']
+__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'QUALITY_VERSION',
+           'QUALITY_KEY', 'QUALITY_COLUMNS', 'empty_state', 'MonitoringStateWarning', 'state_problem', 'read_state',
+           'write_state', 'MonitoringBusyError', 'lock_path', 'monitoring_lock', 'predictions_group', 'rows_to_predict',
+           'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring', 'accuracy_per_day',
+           'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data',
+           'mark_pending', 'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images',
+           'quality_name', 'quality_group', 'quality_rows', 'last_predictions', 'recent_rows', 'Watch', 'watch_round',
+           'Round', 'predict_new_rows']
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -506,6 +507,76 @@ def uploaded_images(dataset_api, dataset: str, stamp: str | None,
         return None
     return found
 
+# %% ../../notebooks/lib/06a_monitoring.ipynb #93bd9d35
+QUALITY_VERSION = 1
+QUALITY_KEY = ["round_id", "expectation"]
+QUALITY_COLUMNS = [*QUALITY_KEY, "round_time", "run_id", "feature", "rule", "passed", "failed"]
+
+
+def quality_name(dataset: str) -> str:
+    "The feature group of `dataset`'s data-quality results: `iris_quality`, `titanic_quality` (namespaced)."
+    return namespaced(f"{spec(dataset).name}_quality")
+
+
+def quality_group(fs, dataset: str):
+    "The feature group `<dataset>_quality` v1: per round and expectation, the rows that passed and failed."
+    name = quality_name(dataset)
+    check_existing(fs.get_feature_group(name, version=QUALITY_VERSION), "feature group", QUALITY_COLUMNS,
+                   QUALITY_KEY, "round_time")
+    return fs.get_or_create_feature_group(
+        name=name, version=QUALITY_VERSION, primary_key=QUALITY_KEY, event_time="round_time",
+        description=f"{dataset} data quality per inference round: each expectation's passed and failed rows",
+        online_enabled=False, **WRITE_PATH)
+
+
+def quality_rows(results: pd.DataFrame,  # from `validation.expectation_results`
+                 round_time: pd.Timestamp,  # the round's time (UTC)
+                 ) -> pd.DataFrame:
+    "The expectation results of one round in `QUALITY_COLUMNS`."
+    frame = results.rename(columns={"column": "feature", "check": "rule"}).assign(
+        round_id=drift.round_id(round_time), round_time=round_time, run_id=drift.current_run_id())
+    frame["round_time"] = frame["round_time"].astype("datetime64[us, UTC]")
+    return frame[QUALITY_COLUMNS].astype({"passed": "int64", "failed": "int64"}).reset_index(drop=True)
+
+# %% ../../notebooks/lib/06a_monitoring.ipynb #588e19de
+def last_predictions(project, dataset: str, state: dict, n: int) -> pd.DataFrame:
+    "The `n` newest logged predictions by event time, oldest first, reading back only the days that hold them."
+    per_day = pd.DataFrame(state["counts"], columns=["day", "outcome", "prediction", "n"]).groupby("day")["n"].sum()
+    if per_day.empty:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    held = per_day.sort_index(ascending=False).cumsum()
+    first_day = held.index[min(int((held < n).sum()), len(held) - 1)]
+    logged = read_since(predictions_group(project.get_feature_store(), dataset), to_utc(first_day))
+    return logged.sort_values(["event_time", "prediction_time", "id"]).tail(n).reset_index(drop=True)
+
+
+def recent_rows(project, dataset: str, now: pd.Timestamp, days: int = max(d for d in drift.WINDOWS.values() if d)):
+    "The feature group's daily rows of the last `days` days up to `now` (the longest drift window)."
+    rows = read_since(existing_group(project.get_feature_store(), dataset), now - pd.Timedelta(days=days))
+    return rows[utc_column(rows[spec(dataset).event_time]) > HISTORICAL_TIME]
+
+# %% ../../notebooks/lib/06a_monitoring.ipynb #eb1f4c47
+@dataclass
+class Watch:
+    "What one round's watch found: drift per window and feature, expectation results, alerts."
+    drift: pd.DataFrame  # `drift.measure_windows`: time_window, feature, kind, n, psi, test, statistic, p_value
+    quality: pd.DataFrame  # `validation.expectation_results` of the round's rows
+    alerts: pd.DataFrame  # `alerts.evaluate`: kind, feature, time_window, value, threshold, message
+
+
+def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, state: dict, model_version: int,
+                now: pd.Timestamp) -> Watch:
+    "Measure the round's drift and data quality, evaluate the alerts, and write all three to their groups."
+    fs, limits = project.get_feature_store(), alerts.thresholds()
+    measured = drift.measure_windows(dataset, reference, rows, recent_rows(project, dataset, now), now, limits.min_rows)
+    quality = validation.expectation_results(dataset, rows)
+    found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window),
+                            quality, limits)
+    drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))
+    quality_group(fs, dataset).insert(quality_rows(quality, now), wait=True)
+    alerts.write_alerts(fs, dataset, alerts.alert_rows(found, now))
+    return Watch(measured, quality, found)
+
 # %% ../../notebooks/lib/06a_monitoring.ipynb #43345e18
 @dataclass
 class Round:
@@ -516,18 +587,36 @@ class Round:
     view: Monitoring  # the monitoring view after the round
     pictures: dict[str, bytes] = field(default_factory=dict)  # the pictures drawn, by file name
     uploaded: list[str] = field(default_factory=list)  # where the pictures were uploaded
+    watch: Watch | None = None  # drift, quality and alerts; None when nothing new was predicted
+
+    @property
+    def alerts(self) -> pd.DataFrame:
+        "The alerts this round raised (none when nothing was watched)."
+        return self.watch.alerts if self.watch else pd.DataFrame(columns=alerts.ALERT_COLUMNS)
+
+
+def _model_and_reference(project, dataset: str, model_version: int) -> tuple:
+    "`(model, registry entry, reference statistics)` of the version inference uses (one download)."
+    entry = model_entry(project.get_model_registry(), dataset, model_version)
+    folder = entry.download()
+    return models.load_model(folder), entry, drift.read_reference(folder)
 
 
 def predict_new_rows(project, dataset: str,
                      model_version: int = 0,  # the model version; 0 means the best by CV accuracy
                      ) -> Round:
-    "Stage 4: under the dataset's lock, predict the rows not predicted yet, log them, draw and upload the pictures."
-    model, entry = load_best_model(project.get_model_registry(), dataset, model_version)
+    "Stage 4: under the dataset's lock, predict and log the new rows, draw the pictures; then watch the round."
+    model, entry, reference = _model_and_reference(project, dataset, model_version)
+    now = to_utc(utc_now()).floor("us")
     with monitoring_lock(dataset):
         state = monitoring_state(project, dataset)
         rows, uncounted = rows_to_predict(project, dataset, state)
-        predictions = predict_rows(dataset, model, entry.version, rows)
-        view = monitoring_from_state(dataset, log_predictions(project, dataset, predictions, rows, state, uncounted))
+        predictions = predict_rows(dataset, model, entry.version, rows, now)
+        state = log_predictions(project, dataset, predictions, rows, state, uncounted)
+        view = monitoring_from_state(dataset, state)
         drawn = draw_pictures(view)
         uploaded = upload_images(project.get_dataset_api(), dataset, drawn, stamp=view.stamp)
-    return Round(dataset, int(entry.version), predictions, view, drawn, uploaded)
+    watch = watch_round(project, dataset, reference, rows, state, entry.version, now) if len(rows) else None
+    if watch is not None and len(watch.alerts):
+        print(alerts.alert_text(dataset, watch.alerts))
+    return Round(dataset, int(entry.version), predictions, view, drawn, uploaded, watch)

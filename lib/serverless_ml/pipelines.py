@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import models, pictures, runs, synthetic
+from . import drift, models, pictures, runs, synthetic
 from .config import namespace, namespaced
 from .datasets import schema, spec
 from .local_registry import LocalModelRegistry
@@ -23,7 +23,7 @@ from .store import WRITE_PATH, ModelSchema, Schema, SchemaMismatchError, check_e
 __all__ = ['FEATURE_GROUP_VERSION', 'FEATURE_VIEW_VERSION', 'PREDICTIONS_VERSION', 'BEST_METRIC', 'group_name', 'model_name',
            'predictions_name', 'images_folder', 'state_folder', 'feature_group', 'upsert', 'existing_group',
            'class_balance', 'feature_view', 'training_data', 'model_schema', 'register_model', 'best_model',
-           'compare_models', 'check_registry', 'daily_rows', 'load_best_model']
+           'compare_models', 'check_registry', 'daily_rows', 'model_entry', 'load_best_model']
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #332c2d04
 FEATURE_GROUP_VERSION = 1
@@ -152,6 +152,7 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
     with tempfile.TemporaryDirectory(prefix=f"{dataset}_model-") as folder:
         models.save_model(model, folder)
         (Path(folder) / "confusion_matrix.png").write_bytes(confusion_png or pictures.confusion_matrix_png(confusion))
+        drift.write_reference(folder, drift.reference_statistics(dataset, X_train))
         entry.save(folder)
     return entry
 
@@ -198,8 +199,8 @@ def daily_rows(dataset: str,  # iris or titanic
     return rows
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #b308432a
-def load_best_model(mr, dataset: str, version: int = 0) -> tuple:
-    "`(model, registry entry)` of `<dataset>_model`: the best by CV accuracy, or `version` when > 0."
+def model_entry(mr, dataset: str, version: int = 0):
+    "The registry entry of `<dataset>_model`: the best by CV accuracy, or `version` when > 0; else a LookupError."
     name = model_name(dataset)
     check_registry(mr, dataset)
     entry = mr.get_model(name, version=version) if version else best_model(mr, dataset)
@@ -207,4 +208,10 @@ def load_best_model(mr, dataset: str, version: int = 0) -> tuple:
         which = f"version {version} of {name}" if version else f"any version of {name}"
         raise LookupError(f"There is no {which} in the model registry: run 2_training_pipeline.ipynb for "
                           f"{dataset}{' or pin an existing model_version' if version else ''}.")
+    return entry
+
+
+def load_best_model(mr, dataset: str, version: int = 0) -> tuple:
+    "`(model, registry entry)` of `<dataset>_model`: the best by CV accuracy, or `version` when > 0."
+    entry = model_entry(mr, dataset, version)
     return models.load_model(entry.download()), entry
