@@ -292,3 +292,18 @@ def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypa
     finally:
         squatter.close()
     assert "is already in use" in log.read_text()  # the first attempt met the squatter and exited
+
+
+def test_the_dashboard_drift_section_shows_the_heatmap_alerts_and_why_after_a_drifted_round(trained):
+    daily_and_inference(trained, "iris", n_days=3, seed=4)
+    calm = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert "No alert in the last 7 days." in calm.drift.value  # plain daily rounds stay quiet
+    times = params.check_days(1, None)
+    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 400, times, 9, drift=1.0))
+    done = monitoring.predict_new_rows(trained, "iris")
+    drifted = set(done.alerts[done.alerts.kind == "drift"].feature)
+    assert {"petal_length", "petal_width"} <= drifted, done.alerts  # Versicolor's petals grew
+    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert 'alt="Iris heatmap of each feature&#x27;s drift (PSI) by inference round"' in tab.drift.value
+    assert "petal_length drifted: PSI" in tab.drift.value and "Alerts of the last 7 days" in tab.drift.value
+    assert "Every expectation passed in every round." in tab.drift.value

@@ -20,7 +20,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -28,19 +28,20 @@ from pathlib import Path
 import ipywidgets as widgets
 import pandas as pd
 
-from . import datasets, models, monitoring, pictures, pipelines, store
+from . import alerts, datasets, models, monitoring, pictures, pipelines, store
 from .config import backend_name, project_root
 
 # %% auto #0
 __all__ = ['APP_INPUTS', 'CHOICES', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS',
-           'RECENT_COLUMNS', 'DASHBOARD_PICTURES', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS', 'InputSpec',
-           'input_spec', 'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log',
-           'input_widget', 'hint_html', 'ServedModel', 'no_model_message', 'load_served_model', 'store_project',
-           'serve_models', 'Prediction', 'class_name', 'predict_one', 'probabilities_html', 'picture_html',
-           'prediction_html', 'status_html', 'PredictorTab', 'app_page', 'DashboardData', 'empty_message',
-           'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'read_dashboard', 'DashboardTab',
-           'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command',
-           'free_port', 'running_voila', 'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
+           'RECENT_COLUMNS', 'DASHBOARD_PICTURES', 'DRIFT_WINDOW', 'SECTIONS', 'APPS_URL_PATH', 'PORT_ATTEMPTS',
+           'InputSpec', 'input_spec', 'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs',
+           'server_log', 'input_widget', 'hint_html', 'ServedModel', 'no_model_message', 'load_served_model',
+           'store_project', 'serve_models', 'Prediction', 'class_name', 'predict_one', 'probabilities_html',
+           'picture_html', 'prediction_html', 'status_html', 'PredictorTab', 'app_page', 'DashboardData',
+           'empty_message', 'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'with_watch',
+           'read_dashboard', 'alerts_html', 'quality_html', 'drift_html', 'DashboardTab', 'Repeater', 'read_stamp',
+           'DashboardPage', 'apps_folder', 'voila_settings_folder', 'voila_command', 'free_port', 'running_voila',
+           'voila_process', 'kernel_count', 'resident_memory', 'cpu_seconds', 'settle']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -438,6 +439,9 @@ class DashboardData:
     counts: dict = field(default_factory=dict)  # words -> number, e.g. {"predictions": 31, "correct": 29}
     recent: pd.DataFrame | None = None  # the 5 newest predictions, newest first
     pictures: dict = field(default_factory=dict)  # file name (e.g. "confusion_matrix.png") -> PNG bytes
+    drift: bytes | None = None  # the heatmap of each feature's PSI by round (`pictures.drift_heatmap_png`)
+    alerts: pd.DataFrame | None = None  # the alerts of the last 7 days, newest first (`monitoring.recent_alerts`)
+    quality: pd.DataFrame | None = None  # the failed expectations, newest first (`monitoring.quality_failures`)
 
     @property
     def has_predictions(self) -> bool:
@@ -516,6 +520,18 @@ def dashboard_data(dataset: str, view, entry,
                          drawn or monitoring.draw_pictures(view, DASHBOARD_PICTURES))
 
 
+DRIFT_WINDOW = "7d"  # the drift window the heatmap shows: single rows are too few for PSI, a week gathers them
+
+
+def with_watch(data: DashboardData, fs, dataset: str) -> DashboardData:
+    "`data` with the drift section's heatmap, recent alerts and failed expectations, read from the store."
+    heatmap = pictures.drift_heatmap_png(monitoring.drift_over_time(fs, dataset, DRIFT_WINDOW),
+                                         alerts.thresholds().psi, f"{dataset.capitalize()} feature drift "
+                                         f"(PSI over the last {DRIFT_WINDOW[:-1]} days) by round")
+    return replace(data, drift=heatmap, alerts=monitoring.recent_alerts(fs, dataset),
+                   quality=monitoring.quality_failures(fs, dataset).head(10))
+
+
 def _read_dashboard(dataset: str, project=None) -> DashboardData:
     "Read `dataset`'s monitoring data from the store; the pictures are the uploaded ones when they show this state."
     project = project or store_project()
@@ -523,7 +539,8 @@ def _read_dashboard(dataset: str, project=None) -> DashboardData:
     view = monitoring.monitoring_data(project, dataset) if entry is not None else None
     drawn = monitoring.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
                                        DASHBOARD_PICTURES) if view else None
-    return dashboard_data(dataset, view, entry, drawn)
+    data = dashboard_data(dataset, view, entry, drawn)
+    return with_watch(data, project.get_feature_store(), dataset) if data.has_predictions else data
 
 
 def read_dashboard(dataset: str, project=None) -> DashboardData:
@@ -534,6 +551,39 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
     for warning in caught:
         server_log().warning("%s: %s", warning.category.__name__, warning.message)
     return data
+
+# %% ../../notebooks/lib/08_apps.ipynb #c7557699
+def alerts_html(found: pd.DataFrame) -> str:
+    "The alerts as a table, newest first: when, what, which feature and window, why; a sentence when none."
+    if found is None or found.empty:
+        return '<p class="sml-ok" role="status">No alert in the last 7 days.</p>'
+    rows = "".join(
+        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.kind)}</td>"
+        f"<td>{html.escape(row.feature or '')}</td><td>{html.escape(row.time_window)}</td>"
+        f"<td>{html.escape(row.message)}</td></tr>" for row in found.itertuples())
+    return ('<table class="sml-table sml-alerts" aria-label="Alerts of the last 7 days"><thead><tr>'
+            "<th scope='col'>When (UTC)</th><th scope='col'>Alert</th><th scope='col'>Feature</th>"
+            f"<th scope='col'>Window</th><th scope='col'>Why</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def quality_html(failed: pd.DataFrame) -> str:
+    "The failed expectations as a table, newest first; a sentence when every expectation passed."
+    if failed is None or failed.empty:
+        return '<p class="sml-ok" role="status">Every expectation passed in every round.</p>'
+    rows = "".join(
+        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.expectation)}</td>"
+        f"<td>{row.failed:,} of {row.passed + row.failed:,}</td></tr>" for row in failed.itertuples())
+    return ('<table class="sml-table" aria-label="Failed expectations"><thead><tr><th scope=\'col\'>When (UTC)</th>'
+            f"<th scope='col'>Expectation</th><th scope='col'>Rows failing</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def drift_html(data: DashboardData) -> str:
+    "The drift section: the PSI heatmap, the recent alerts and the data-quality failures."
+    alt = f"{data.dataset.capitalize()} heatmap of each feature's drift (PSI) by inference round"
+    heatmap = picture_html(data.drift, alt, "sml-chart sml-wide sml-drift") if data.drift else ""
+    return (section_html("Drift: each feature against the training rows", heatmap)
+            + section_html("Alerts", alerts_html(data.alerts))
+            + section_html("Data quality: failed expectations", quality_html(data.quality)))
 
 # %% ../../notebooks/lib/08_apps.ipynb #881fc9f1
 SECTIONS = {  # picture file name -> (heading, alt text) of the dashboard's pictures
@@ -555,7 +605,9 @@ class DashboardTab:
         side_by_side = widgets.GridBox([self.pictures["latest_prediction.png"], self.pictures["confusion_matrix.png"]],
                                        layout=widgets.Layout(grid_gap="8px 24px",
                                                              grid_template_columns="repeat(auto-fit, minmax(420px, 1fr))"))
-        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side, self.pictures["accuracy_over_time.png"]])
+        self.drift = widgets.HTML()  # drift heatmap, alerts, data-quality failures
+        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side,
+                                    self.pictures["accuracy_over_time.png"], self.drift])
         self.loaded = False  # True once the tab shows what the store held at its last read
 
     def refresh(self):
@@ -583,6 +635,7 @@ class DashboardTab:
             png = data.pictures.get(key) if full else None
             css = "sml-chart sml-wide" if key == "accuracy_over_time.png" else "sml-chart"
             self.pictures[key].value = section_html(heading, picture_html(png, alt.format(**words), css)) if png else ""
+        self.drift.value = drift_html(data) if full and data.drift else ""
 
 # %% ../../notebooks/lib/08_apps.ipynb #c7453141
 class Repeater:

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from . import alerts, drift, models, pictures, validation
 from .config import lock_timeout, namespaced, store_home, to_utc, utc_column, utc_now
-from .datasets import HISTORICAL_TIME, spec
+from .datasets import HISTORICAL_TIME, schema, spec
 from .local_registry import LocalDatasetApi, local_resource
 from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
@@ -35,7 +35,7 @@ __all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', '
            'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data',
            'mark_pending', 'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images',
            'quality_name', 'quality_group', 'quality_rows', 'last_predictions', 'recent_rows', 'Watch', 'watch_round',
-           'Round', 'predict_new_rows']
+           'Round', 'predict_new_rows', 'drift_over_time', 'recent_alerts', 'quality_failures']
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -564,12 +564,18 @@ class Watch:
     alerts: pd.DataFrame  # `alerts.evaluate`: kind, feature, time_window, value, threshold, message
 
 
+def _stored_dtypes(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
+    "`rows` read back from the store with the event time in the schema's unit (stores return us, the schema says ns)."
+    column = spec(dataset).event_time
+    return rows.assign(**{column: rows[column].astype(str(schema(dataset).columns[column].dtype))})
+
+
 def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, state: dict, model_version: int,
                 now: pd.Timestamp) -> Watch:
     "Measure the round's drift and data quality, evaluate the alerts, and write all three to their groups."
     fs, limits = project.get_feature_store(), alerts.thresholds()
     measured = drift.measure_windows(dataset, reference, rows, recent_rows(project, dataset, now), now, limits.min_rows)
-    quality = validation.expectation_results(dataset, rows)
+    quality = validation.expectation_results(dataset, _stored_dtypes(dataset, rows))
     found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window),
                             quality, limits)
     drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))
@@ -620,3 +626,30 @@ def predict_new_rows(project, dataset: str,
     if watch is not None and len(watch.alerts):
         print(alerts.alert_text(dataset, watch.alerts))
     return Round(dataset, int(entry.version), predictions, view, drawn, uploaded, watch)
+
+# %% ../../notebooks/lib/06a_monitoring.ipynb #6c409522
+def drift_over_time(fs, dataset: str,
+                    window: str = "round",  # which drift window: round, 7d or 30d (see `drift.WINDOWS`)
+                    ) -> pd.DataFrame:
+    "The PSI of each feature (rows) per round time (columns, oldest first) for `window`; empty before any round."
+    group = fs.get_feature_group(drift.drift_name(dataset), version=drift.DRIFT_VERSION)
+    measured = group.read() if group is not None else pd.DataFrame(columns=drift.DRIFT_COLUMNS)
+    measured = measured[measured["time_window"] == window]
+    table = measured.pivot_table(index="feature", columns="round_time", values="psi", aggfunc="last", dropna=False)
+    return table.reindex(index=[f for f in spec(dataset).features if f in table.index]).sort_index(axis=1)
+
+
+def recent_alerts(fs, dataset: str, now: pd.Timestamp | None = None, days: int = 7) -> pd.DataFrame:
+    "The alerts of the last `days` days up to `now`, newest first: when, kind, feature, window, message."
+    stored = alerts.read_alerts(fs, dataset)
+    until = to_utc(now or utc_now())
+    times = utc_column(stored["round_time"])
+    stored = stored[(times > until - pd.Timedelta(days=days)) & (times <= until)]
+    return stored.sort_values("round_time", ascending=False, ignore_index=True)
+
+
+def quality_failures(fs, dataset: str) -> pd.DataFrame:
+    "Every round's failed expectations, newest first: round time, expectation, passed and failed rows."
+    group = fs.get_feature_group(quality_name(dataset), version=QUALITY_VERSION)
+    found = group.read() if group is not None else pd.DataFrame(columns=QUALITY_COLUMNS)
+    return found[found["failed"] > 0].sort_values("round_time", ascending=False, ignore_index=True)[QUALITY_COLUMNS]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .config import backend_name, project_root, utc_now
 from .datasets import HISTORICAL_TIME, check_source_url, spec
+from .synthetic import check_drift
 
 # %% auto #0
 __all__ = ['MAX_NEW_ROWS', 'SEED_RANGE', 'TEST_SIZE_RANGE', 'parse_date', 'check_source', 'day_times', 'check_days',
@@ -126,6 +127,8 @@ def _check_one(name: str, value, given: dict):
         return _at_least(name, value, 0)
     if name == "test_size":
         return _check_share(name, value, *TEST_SIZE_RANGE)
+    if name == "drift":
+        return check_drift(float(value) if isinstance(value, int) and not isinstance(value, bool) else value)
     raise TypeError(f"Unknown parameter {name!r}: the notebook and serverless_ml.params disagree.")
 
 # %% ../../notebooks/lib/05a_params.ipynb #df0c1a85

@@ -21,7 +21,7 @@ from .datasets import PORTS, spec
 __all__ = ['PNG_SIGNATURE', 'IRIS_COLOURS', 'FLOWER_EXTENT', 'CLASS_NAMES', 'CLASS_COLOURS', 'OUTCOME_STAMPS', 'CARD_WIDTH',
            'CARD_HEIGHT', 'RIGHT_TINT', 'WRONG_TINT', 'UNKNOWN_TINT', 'png_bytes', 'png_size', 'leaf',
            'iris_flower_png', 'passenger_card_png', 'prediction_png', 'confusion_matrix_png', 'recent_predictions_png',
-           'accuracy_over_time_png']
+           'accuracy_over_time_png', 'drift_heatmap_png']
 
 # %% ../../notebooks/lib/05_pictures.ipynb #06acd1ae
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -297,6 +297,27 @@ def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, ac
     accuracy.yaxis.set_label_position("left")
     accuracy.legend(loc="lower left", fontsize=9, frameon=False)
     accuracy.set_title(title, fontsize=13, pad=10)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return png_bytes(figure)
+
+# %% ../../notebooks/lib/05_pictures.ipynb #20b50a3e
+def drift_heatmap_png(psi: pd.DataFrame,  # rows: features; columns: round times; values: PSI (NaN: too few rows)
+                      threshold: float = 0.2,  # the PSI alert threshold, where the colours turn red
+                      title: str = "Feature drift (PSI) by round") -> bytes:
+    "A heatmap of each feature's PSI per round, coloured up to twice `threshold`, grey where PSI is missing."
+    if psi.empty:
+        return _message_png("No drift measured yet.", title)
+    shown = psi.iloc[:, -30:]  # the last 30 rounds
+    labels = [pd.Timestamp(time).strftime("%m-%d %H:%M") for time in shown.columns]
+    figure = Figure(figsize=(max(6.0, 1.2 + 0.42 * len(labels)), 1.6 + 0.45 * len(shown)), facecolor="white")
+    axes = figure.add_subplot()
+    axes.set_facecolor("#d5d8dc")  # NaN cells show the background: too few rows
+    sns.heatmap(shown.astype(float), ax=axes, vmin=0, vmax=2 * threshold, cmap="Reds", linewidths=0.5,
+                annot=len(labels) <= 12, fmt=".2f", xticklabels=labels, cbar_kws={"label": "PSI"})
+    axes.set_xlabel("round (UTC)")
+    axes.set_ylabel("")
+    axes.set_title(title, fontsize=13, pad=10)
     figure.autofmt_xdate()
     figure.tight_layout()
     return png_bytes(figure)
