@@ -539,8 +539,12 @@ def quality_rows(results: pd.DataFrame,  # from `validation.expectation_results`
     return frame[QUALITY_COLUMNS].astype({"passed": "int64", "failed": "int64"}).reset_index(drop=True)
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #588e19de
-def last_predictions(project, dataset: str, state: dict, n: int) -> pd.DataFrame:
+def last_predictions(project, dataset: str, state: dict, n: int,
+                     made: pd.DataFrame | None = None,  # this round's predictions: the newest made, used when n or more
+                     ) -> pd.DataFrame:
     "The `n` newest logged predictions by event time, oldest first, reading back only the days that hold them."
+    if made is not None and len(made) >= n:  # a large round holds the last n itself: no read
+        return made.sort_values(["event_time", "id"]).tail(n).reset_index(drop=True)
     per_day = pd.DataFrame(state["counts"], columns=["day", "outcome", "prediction", "n"]).groupby("day")["n"].sum()
     if per_day.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
@@ -571,12 +575,14 @@ def _stored_dtypes(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, state: dict, model_version: int,
-                now: pd.Timestamp) -> Watch:
+                now: pd.Timestamp,
+                predictions: pd.DataFrame | None = None,  # this round's predictions
+                ) -> Watch:
     "Measure the round's drift and data quality, evaluate the alerts, and write all three to their groups."
     fs, limits = project.get_feature_store(), alerts.thresholds()
     measured = drift.measure_windows(dataset, reference, rows, recent_rows(project, dataset, now), now, limits.min_rows)
     quality = validation.expectation_results(dataset, _stored_dtypes(dataset, rows))
-    found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window),
+    found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window, predictions),
                             quality, limits)
     drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))
     quality_group(fs, dataset).insert(quality_rows(quality, now), wait=True)
@@ -622,7 +628,8 @@ def predict_new_rows(project, dataset: str,
         view = monitoring_from_state(dataset, state)
         drawn = draw_pictures(view)
         uploaded = upload_images(project.get_dataset_api(), dataset, drawn, stamp=view.stamp)
-    watch = watch_round(project, dataset, reference, rows, state, entry.version, now) if len(rows) else None
+    watch = None if rows.empty else watch_round(project, dataset, reference, rows, state, entry.version, now,
+                                                predictions)
     if watch is not None and len(watch.alerts):
         print(alerts.alert_text(dataset, watch.alerts))
     return Round(dataset, int(entry.version), predictions, view, drawn, uploaded, watch)
