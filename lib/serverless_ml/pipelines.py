@@ -185,6 +185,8 @@ def _check_one(name: str, value, given: dict):
         return _at_least(name, value, 0)
     if name == "test_size":
         return _check_share(name, value, *TEST_SIZE_RANGE)
+    if name == "drift":
+        return synthetic.check_drift(value)
     raise TypeError(f"Unknown parameter {name!r}: the notebook and serverless_ml.pipelines disagree.")
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #df0c1a85
@@ -334,9 +336,10 @@ def daily_rows(dataset: str,  # iris or titanic
                n_rows: int,  # rows per day
                times: pd.DatetimeIndex,  # one event time per day (see `check_days`)
                seed: int | None = None,  # None draws fresh rows
+               drift: float = 0.0,  # 0 to 1: shifts the rows so the model does worse (`synthetic.generate`)
                ) -> pd.DataFrame:
     "`n_rows` synthetic rows per day in `times`, in the feature group's schema, with true labels."
-    rows = synthetic.generate(dataset, n_rows * len(times), seed=seed)
+    rows = synthetic.generate(dataset, n_rows * len(times), seed=seed, drift=drift)
     rows[spec(dataset).event_time] = pd.Series(times.repeat(n_rows), index=rows.index).astype(
         rows[spec(dataset).event_time].dtype)
     return rows
