@@ -129,12 +129,10 @@ def psi(reference_shares: np.ndarray, new_shares: np.ndarray) -> float:
 # %% ../../notebooks/lib/06b_drift.ipynb #e3de81a4
 def _grid_counts(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     "Per grid point, how many known `values` lie below it and at or below it; and how many are missing."
-    place = np.searchsorted(grid, values, side="left")
-    on_point = grid[np.minimum(place, grid.size - 1)] == values
-    counts = np.bincount(2 * place + on_point, minlength=2 * grid.size + 1)
-    cumulative = np.cumsum(counts)
-    missing = int(np.isnan(values).sum())  # NaN sorts after every grid point: only the last slot holds it
-    return cumulative[0:-1:2], cumulative[1::2], missing
+    ordered = np.sort(values)  # NaN sorts last
+    known = int(np.searchsorted(ordered, np.inf, side="right"))
+    ordered = ordered[:known]
+    return np.searchsorted(ordered, grid, side="left"), np.searchsorted(ordered, grid, side="right"), values.size - known
 
 
 def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) -> tuple[float, int]:
