@@ -218,7 +218,7 @@ def measure(reference: dict,  # from `reference_statistics`
         "test": [f["test"] for f in found], "statistic": np.array([f["statistic"] for f in found], dtype="float64"),
         "p_value": _p_values(found)})
 
-# %% ../../notebooks/lib/06b_drift.ipynb #40c68e4e
+# %% ../../notebooks/lib/06b_drift.ipynb #2944eab5
 WINDOWS = {"round": None, "7d": 7, "30d": 30}  # window name -> days back from the round's time (None: the round's rows)
 
 
@@ -238,10 +238,11 @@ def measure_windows(dataset: str,  # iris or titanic
                     min_rows: int = PSI_MIN_ROWS,  # PSI is NaN with fewer rows
                     ) -> pd.DataFrame:
     "`measure` for the round's rows and each window of `WINDOWS`, with the window's name first."
-    parts = [measure(reference, round_rows if days is None else window_rows(dataset, recent_rows, now, days),
-                     min_rows).assign(time_window=name) for name, days in WINDOWS.items()]
+    parts = [measure(reference, round_rows if days is None else window_rows(dataset, recent_rows, now, days), min_rows)
+             for days in WINDOWS.values()]
     frame = pd.concat(parts, ignore_index=True)
-    return frame[["time_window", *frame.columns[:-1]]]
+    frame.insert(0, "time_window", np.repeat(list(WINDOWS), [len(part) for part in parts]))
+    return frame
 
 # %% ../../notebooks/lib/06b_drift.ipynb #fddda61e
 DRIFT_VERSION = 1
