@@ -102,7 +102,9 @@ def _quality_alerts(quality: pd.DataFrame) -> list[dict]:
 # %% ../../notebooks/lib/06c_alerts.ipynb #33ff80f5
 def _frame(parts) -> pd.DataFrame:
     "The drift tables given (one, several, or None) as one frame."
-    parts = [parts] if isinstance(parts, pd.DataFrame) else [part for part in parts or [] if part is not None]
+    if isinstance(parts, pd.DataFrame):
+        return parts
+    parts = [part for part in parts or [] if part is not None]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["feature", "n", "psi"])
 
 

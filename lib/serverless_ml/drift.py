@@ -32,12 +32,13 @@ def feature_kinds(dataset: str) -> dict[str, str]:
 
 # %% ../../notebooks/lib/06b_drift.ipynb #13c4819a
 SAMPLE_SIZE = 2_000  # reference values kept per number feature for the KS test
-BIN_QUANTILES = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))  # decile edges: ten bins
+BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)  # quintile edges: five bins (why not deciles: below)
 
 
 def _numbers(column: pd.Series) -> np.ndarray:
     "`column` as float64 numbers, missing as NaN."
-    return pd.to_numeric(column, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = column if pd.api.types.is_numeric_dtype(column) else pd.to_numeric(column, errors="raise")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _sample(known: np.ndarray) -> np.ndarray:
@@ -105,63 +106,96 @@ def read_reference(folder: str | Path) -> dict:
 PSI_EPSILON = 1e-4  # a bin share of 0 is taken as this, so ln(share) stays finite
 
 
+_PREPARED: dict[int, tuple] = {}  # id of a feature's reference -> (the reference, its arrays), built once
+
+
+def _prepared(reference: dict) -> dict:
+    "A feature's reference as the numpy arrays `measure` uses, built on first use and kept (references are read-only)."
+    cached = _PREPARED.get(id(reference))
+    if cached is None or cached[0] is not reference:  # a new dict may reuse a dead one's id: check it is this one
+        if len(_PREPARED) > 256:
+            _PREPARED.clear()
+        builder = _prepare_number if reference["kind"] == "number" else _prepare_category
+        cached = _PREPARED[id(reference)] = (reference, builder(reference))
+    return cached[1]
+
+
 def psi(reference_shares: np.ndarray, new_shares: np.ndarray) -> float:
     "The population stability index of `new_shares` against `reference_shares` (same bins)."
     ref = np.clip(np.asarray(reference_shares, dtype="float64"), PSI_EPSILON, None)
     new = np.clip(np.asarray(new_shares, dtype="float64"), PSI_EPSILON, None)
     return float(np.sum((new - ref) * np.log(new / ref)))
 
-# %% ../../notebooks/lib/06b_drift.ipynb #7a5689b3
+# %% ../../notebooks/lib/06b_drift.ipynb #e3de81a4
 def _grid_counts(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     "Per grid point, how many known `values` lie below it and at or below it; and how many are missing."
-    place = np.searchsorted(grid, values, side="left")
-    on_point = grid[np.minimum(place, grid.size - 1)] == values
-    counts = np.bincount(2 * place + on_point, minlength=2 * grid.size + 1)
-    cumulative = np.cumsum(counts)
-    missing = int(np.isnan(values).sum())  # NaN sorts after every grid point: only the last slot holds it
-    return cumulative[0:-1:2], cumulative[1::2], missing
+    ordered = np.sort(values)  # NaN sorts last
+    known = int(np.searchsorted(ordered, np.inf, side="right"))
+    ordered = ordered[:known]
+    return np.searchsorted(ordered, grid, side="left"), np.searchsorted(ordered, grid, side="right"), values.size - known
 
 
-def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, grid: np.ndarray, sample: np.ndarray,
-        reference_known: int) -> tuple[float, float]:
-    "The two-sample KS statistic and asymptotic p-value from the grid counts of the new values."
+def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) -> tuple[float, int]:
+    "The two-sample KS statistic from the grid counts of the new values, and the effective size for its p-value."
     if known == 0:
-        return np.nan, np.nan
-    gaps = [below / known - np.searchsorted(sample, grid, side="left") / sample.size,
-            at_or_below / known - np.searchsorted(sample, grid, side="right") / sample.size]
-    statistic = float(np.max(np.abs(gaps)))
-    effective = round(known * reference_known / (known + reference_known))
-    return statistic, float(stats.kstwo.sf(statistic, max(effective, 1)))
+        return np.nan, 0
+    gaps = [below / known - prepared["reference_below"], at_or_below / known - prepared["reference_at_or_below"]]
+    effective = round(known * prepared["known"] / (known + prepared["known"]))
+    return float(np.max(np.abs(gaps))), max(effective, 1)
 
-# %% ../../notebooks/lib/06b_drift.ipynb #fed65679
+def _p_values(found: list[dict]) -> np.ndarray:
+    "The p-value of each feature's test (`kstwo` for ks, `chi2` for chi2), one vectorised scipy call per test."
+    tests, statistics = np.array([f["test"] for f in found]), np.array([f["statistic"] for f in found], dtype=float)
+    sizes, p_values = np.array([f["size"] for f in found]), np.full(len(found), np.nan)
+    for test, distribution in (("ks", stats.kstwo), ("chi2", stats.chi2)):
+        rows = (tests == test) & ~np.isnan(statistics)
+        if rows.any():
+            p_values[rows] = distribution.sf(statistics[rows], sizes[rows])
+    return p_values
+
+# %% ../../notebooks/lib/06b_drift.ipynb #d927e509
+def _prepare_number(reference: dict) -> dict:
+    "The arrays measuring against a number reference needs: the grid, the reference's CDF on it, the edges' places."
+    sample, edges = np.asarray(reference["sample"], dtype="float64"), np.asarray(reference["edges"], dtype="float64")
+    grid = np.union1d(sample, edges)
+    return {"grid": grid, "edge_places": np.searchsorted(grid, edges),
+            "reference_below": np.searchsorted(sample, grid, side="left") / sample.size,
+            "reference_at_or_below": np.searchsorted(sample, grid, side="right") / sample.size,
+            "known": round(reference["n"] * (1 - reference["shares"][-1])), "shares": np.asarray(reference["shares"])}
+
+
 def _measure_number(reference: dict, column: pd.Series) -> dict:
     "PSI over the reference bins (missing last) and the KS test of one number column."
-    values, sample, edges = _numbers(column), np.asarray(reference["sample"]), np.asarray(reference["edges"])
-    grid = np.union1d(sample, edges)
-    below, at_or_below, missing = _grid_counts(grid, values)
+    prepared, values = _prepared(reference), _numbers(column)
+    below, at_or_below, missing = _grid_counts(prepared["grid"], values)
     known = values.size - missing
-    at_edges = at_or_below[np.searchsorted(grid, edges)]
-    counts = np.diff(np.concatenate([[0], at_edges, [known]]))
+    counts = np.diff(np.concatenate([[0], at_or_below[prepared["edge_places"]], [known]]))
     shares = np.append(counts, missing) / max(values.size, 1)
-    reference_known = round(reference["n"] * (1 - reference["shares"][-1]))
-    statistic, p_value = _ks(below, at_or_below, known, grid, sample, reference_known)
-    return {"shares": shares, "test": "ks", "statistic": statistic, "p_value": p_value}
+    statistic, size = _ks(below, at_or_below, known, prepared)
+    return {"shares": shares, "test": "ks", "statistic": statistic, "size": size}
 
-# %% ../../notebooks/lib/06b_drift.ipynb #e9acb193
+# %% ../../notebooks/lib/06b_drift.ipynb #0008631b
+def _prepare_category(reference: dict) -> dict:
+    "The index of a category reference's values (hashed) and its shares as an array."
+    return {"values": pd.Index(reference["values"]), "shares": np.asarray(reference["shares"])}
+
+
 def _measure_category(reference: dict, column: pd.Series) -> dict:
     "PSI over the reference values (unseen and missing last) and the chi-square test of one category column."
-    codes = pd.Categorical(column, categories=reference["values"]).codes.astype("int64")
-    counts = np.roll(np.bincount(codes + 1, minlength=len(reference["values"]) + 1), -1)  # unseen: -1 -> last
+    prepared = _prepared(reference)
+    codes = prepared["values"].get_indexer(column)  # -1: missing or never seen in training
+    counts = np.roll(np.bincount(codes + 1, minlength=len(prepared["values"]) + 1), -1)  # -1 -> the last bin
     shares = counts / max(column.size, 1)
     if column.size == 0:
-        return {"shares": shares, "test": "chi2", "statistic": np.nan, "p_value": np.nan}
-    used = (counts > 0) | (np.asarray(reference["shares"]) > 0)  # bins empty on both sides say nothing
-    expected = np.clip(np.asarray(reference["shares"])[used], PSI_EPSILON, None)
-    statistic, p_value = stats.chisquare(counts[used], expected / expected.sum() * column.size)
-    return {"shares": shares, "test": "chi2", "statistic": float(statistic), "p_value": float(p_value)}
+        return {"shares": shares, "test": "chi2", "statistic": np.nan, "size": 0}
+    used = (counts > 0) | (prepared["shares"] > 0)  # bins empty on both sides say nothing
+    expected = np.clip(prepared["shares"][used], PSI_EPSILON, None)
+    expected = expected / expected.sum() * column.size
+    statistic = float(np.sum((counts[used] - expected) ** 2 / expected))  # Pearson's, as `stats.chisquare`
+    return {"shares": shares, "test": "chi2", "statistic": statistic, "size": max(int(used.sum()) - 1, 1)}
 
-# %% ../../notebooks/lib/06b_drift.ipynb #b0c0a66b
-PSI_MIN_ROWS = 200  # fewer rows give PSI as NaN: under no drift PSI's noise is about (bins - 1) / rows
+# %% ../../notebooks/lib/06b_drift.ipynb #0066bf98
+PSI_MIN_ROWS = 300  # fewer rows give PSI as NaN: under no drift PSI's noise is about (bins - 1) / rows
 
 
 def measure(reference: dict,  # from `reference_statistics`
@@ -172,21 +206,26 @@ def measure(reference: dict,  # from `reference_statistics`
     missing = [feature for feature in reference["features"] if feature not in rows]
     if missing:
         raise ValueError(f"The new rows lack features {missing} of the {reference['dataset']} reference.")
-    records = []
-    for feature, ref in reference["features"].items():
-        found = (_measure_number if ref["kind"] == "number" else _measure_category)(ref, rows[feature])
-        value = psi(ref["shares"], found["shares"]) if len(rows) >= max(min_rows, 1) else np.nan
-        records.append({"feature": feature, "kind": ref["kind"], "n": len(rows), "psi": value,
-                        "test": found["test"], "statistic": found["statistic"], "p_value": found["p_value"]})
-    return pd.DataFrame(records).astype({"n": "int64", "psi": "float64", "statistic": "float64", "p_value": "float64"})
+    features = reference["features"]
+    found = [(_measure_number if ref["kind"] == "number" else _measure_category)(ref, rows[feature])
+             for feature, ref in features.items()]
+    enough = len(rows) >= max(min_rows, 1)
+    return pd.DataFrame({
+        "feature": list(features), "kind": [ref["kind"] for ref in features.values()],
+        "n": np.full(len(found), len(rows), dtype="int64"),
+        "psi": [psi(_prepared(ref)["shares"], f["shares"]) if enough else np.nan
+                for ref, f in zip(features.values(), found, strict=True)],
+        "test": [f["test"] for f in found], "statistic": np.array([f["statistic"] for f in found], dtype="float64"),
+        "p_value": _p_values(found)})
 
-# %% ../../notebooks/lib/06b_drift.ipynb #40c68e4e
+# %% ../../notebooks/lib/06b_drift.ipynb #2944eab5
 WINDOWS = {"round": None, "7d": 7, "30d": 30}  # window name -> days back from the round's time (None: the round's rows)
 
 
 def window_rows(dataset: str, rows: pd.DataFrame, now, days: int) -> pd.DataFrame:
     "The `rows` of `dataset` with event time in the `days` days up to `now`."
-    times = pd.to_datetime(rows[spec(dataset).event_time], utc=True)
+    times = rows[spec(dataset).event_time]
+    times = times if isinstance(times.dtype, pd.DatetimeTZDtype) else pd.to_datetime(times, utc=True)
     now = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     return rows[(times > now - pd.Timedelta(days=days)) & (times <= now)]
 
@@ -199,10 +238,11 @@ def measure_windows(dataset: str,  # iris or titanic
                     min_rows: int = PSI_MIN_ROWS,  # PSI is NaN with fewer rows
                     ) -> pd.DataFrame:
     "`measure` for the round's rows and each window of `WINDOWS`, with the window's name first."
-    parts = [measure(reference, round_rows if days is None else window_rows(dataset, recent_rows, now, days),
-                     min_rows).assign(time_window=name) for name, days in WINDOWS.items()]
+    parts = [measure(reference, round_rows if days is None else window_rows(dataset, recent_rows, now, days), min_rows)
+             for days in WINDOWS.values()]
     frame = pd.concat(parts, ignore_index=True)
-    return frame[["time_window", *frame.columns[:-1]]]
+    frame.insert(0, "time_window", np.repeat(list(WINDOWS), [len(part) for part in parts]))
+    return frame
 
 # %% ../../notebooks/lib/06b_drift.ipynb #fddda61e
 DRIFT_VERSION = 1

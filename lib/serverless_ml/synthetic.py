@@ -69,12 +69,10 @@ def _age_by_title(passengers: pd.DataFrame) -> dict:
             for title, g in passengers.groupby("title")}
 
 
-def _log_fare_per_person(passengers: pd.DataFrame) -> dict:
-    "Per class: mean and spread of log fare per person (paid fares), and the lowest and highest."
+def _fares_per_person(passengers: pd.DataFrame) -> dict:
+    "Per class: the fares per person paid (zero fares left out), to draw from."
     paid = passengers[passengers.fare_per_person > 0]
-    return {pclass: (np.log(g.fare_per_person).mean(), np.log(g.fare_per_person).std(ddof=0),
-                     g.fare_per_person.min(), g.fare_per_person.max())
-            for pclass, g in paid.groupby("pclass")}
+    return {pclass: g.fare_per_person.to_numpy() for pclass, g in paid.groupby("pclass")}
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #334a44fd
 def fit_titanic(history: pd.DataFrame) -> dict:
@@ -85,7 +83,7 @@ def fit_titanic(history: pd.DataFrame) -> dict:
             "who": _frequencies(passengers, ["pclass", "sex", "title", "embarked"]),
             "age": _age_by_title(passengers),
             "family": {key: _frequencies(g, ["sibsp", "parch"]) for key, g in passengers.groupby(["pclass", "title"])},
-            "fare": _log_fare_per_person(passengers)}
+            "fare": _fares_per_person(passengers)}
     groups = {key: _frequencies(g, ["ticket_group_size"]) for key, g in history.groupby(["pclass", "family_size"])}
     return {"rate": float(history.survived.mean()), "by_label": by_label, "groups": groups}
 
@@ -114,13 +112,14 @@ def _draw_within(frame: pd.DataFrame, keys: list[str], tables: dict, rng: np.ran
     return pd.concat(parts).loc[frame.index]
 
 
-def _draw_fares(fare: dict, pclass: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    "Fares per person from each class's log-normal, cut to the class's observed range."
+def _draw_fares(fare: dict, pclass: pd.Series, group_size: pd.Series, rng: np.random.Generator) -> np.ndarray:
+    "Fares per person drawn from the fares paid in each passenger's class, the ticket kept within the fare range."
     per_person = np.empty(len(pclass))
-    for klass, (mu, sigma, low, high) in fare.items():
+    for klass, paid in fare.items():
         rows = (pclass == klass).to_numpy()
-        per_person[rows] = np.clip(np.exp(rng.normal(mu, sigma, rows.sum())), low, high)
-    return per_person
+        per_person[rows] = rng.choice(paid, rows.sum())
+    most = np.floor(TITANIC.ranges["fare"][1] / group_size.to_numpy() * 1e4) / 1e4  # 4 decimals, rounded down
+    return np.minimum(np.round(per_person, 4), most)
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #13868a0f
 def _passengers_with_label(fitted: dict, label: int, rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -135,8 +134,8 @@ def _passengers_with_label(fitted: dict, label: int, rng: np.random.Generator, n
     group_fallback = pd.Series([1.0], index=pd.Index([1], name="ticket_group_size"))
     who["ticket_group_size"] = _draw_within(who, ["pclass", "family_size"], fitted["groups"], rng,
                                             group_fallback).ticket_group_size.astype("int64")
-    who["fare_per_person"] = np.round(_draw_fares(model["fare"], who.pclass, rng), 4)
-    who["fare"] = np.clip(who.fare_per_person * who.ticket_group_size, 0, TITANIC.ranges["fare"][1])
+    who["fare_per_person"] = _draw_fares(model["fare"], who.pclass, who.ticket_group_size, rng)
+    who["fare"] = who.fare_per_person * who.ticket_group_size
     return who.assign(survived=label)
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #4ba4bdf5
@@ -178,9 +177,9 @@ def shift_titanic(rows: pd.DataFrame, drift: float, rng: np.random.Generator,
     rows.loc[moved, "pclass"] = 3
     for label in (0, 1):
         mine = moved & (rows.survived == label).to_numpy()
-        third = pd.Series(3, index=rows.index[mine])
-        rows.loc[mine, "fare_per_person"] = np.round(_draw_fares(fitted["by_label"][label]["fare"], third, rng), 4)
-    rows["fare"] = np.clip(rows.fare_per_person * rows.ticket_group_size, 0, TITANIC.ranges["fare"][1])
+        rows.loc[mine, "fare_per_person"] = _draw_fares(fitted["by_label"][label]["fare"], rows.pclass[mine],
+                                                        rows.ticket_group_size[mine], rng)
+    rows["fare"] = rows.fare_per_person * rows.ticket_group_size
     adult = (rows.age >= 18).to_numpy()
     older = np.minimum(rows.age[adult] + drift * TITANIC_SHIFT["years_older"], TITANIC_SHIFT["oldest"])
     rows.loc[adult, "age"] = np.maximum(rows.age[adult], older)
