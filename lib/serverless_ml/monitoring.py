@@ -555,9 +555,11 @@ def last_predictions(project, dataset: str, state: dict, n: int,
 
 
 def recent_rows(project, dataset: str, now: pd.Timestamp, days: int = max(d for d in drift.WINDOWS.values() if d)):
-    "The feature group's daily rows of the last `days` days up to `now` (the longest drift window)."
-    rows = read_since(existing_group(project.get_feature_store(), dataset), now - pd.Timedelta(days=days))
-    return rows[utc_column(rows[spec(dataset).event_time]) > HISTORICAL_TIME]
+    "The model features and event time of the daily rows of the last `days` days up to `now` (the longest window)."
+    group, spec_ = existing_group(project.get_feature_store(), dataset), spec(dataset)
+    since = group.get_feature(spec_.event_time) >= now - pd.Timedelta(days=days)
+    rows = group.select([*spec_.features, spec_.event_time]).filter(since).read()  # only what drift reads
+    return rows[utc_column(rows[spec_.event_time]) > HISTORICAL_TIME]
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #eb1f4c47
 @dataclass
