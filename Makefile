@@ -15,6 +15,11 @@ PORT ?= 8866
 BASE_URL ?= /
 DAYS ?= 30
 DATASETS ?= iris titanic
+# new rows per dataset and day (sml-run's default: enough for drift to show in a 7-day window)
+ROWS ?= 100
+# 0 to 1: shift the new rows so the model does worse (make daily DRIFT=0.6), to watch monitoring catch it
+DRIFT ?= 0
+STAGE_FLAGS = --datasets $(DATASETS) --rows $(ROWS) --drift $(DRIFT)
 
 # Papermill and Voila must start kernels from this venv, never a user-level kernelspec.
 export JUPYTER_PREFER_ENV_PATH := 1
@@ -47,14 +52,14 @@ lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml with uv, keep
 check-lock:  ## fail when pyproject.toml's dependencies changed since requirements.lock was made
 	@$(PYTHON) .ci/lockfile.py check
 
-run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference
-	$(BIN)/sml-run run --days $(DAYS) --datasets $(DATASETS)
+run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference (exit 3: alerts)
+	$(BIN)/sml-run run --days $(DAYS) $(STAGE_FLAGS)
 
-daily: setup  ## one daily + inference round for both datasets
-	$(BIN)/sml-run daily --datasets $(DATASETS)
+daily: setup  ## one daily + inference round for both datasets (ROWS=100 a dataset, DRIFT=0.6 to shift them; exit 3: alerts)
+	$(BIN)/sml-run daily $(STAGE_FLAGS)
 
-backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage
-	$(BIN)/sml-run backfill --days $(DAYS) --datasets $(DATASETS)
+backfill: setup  ## DAYS=N days of daily + inference in one vectorised pass per stage (ROWS, DRIFT as for daily)
+	$(BIN)/sml-run backfill --days $(DAYS) $(STAGE_FLAGS)
 
 check: setup  ## self-test of the chosen backend (SML_BACKEND): every capability on scratch objects (a few minutes on Hopsworks)
 	$(BIN)/sml-run check

@@ -4,13 +4,15 @@
   same papermill executions (same parameters, same parallelism) of notebooks holding only each
   stage's parameters and imports: what the stages cost beyond kernel start and imports.
 - `backfill_365`: `sml-run backfill --days 365` against one `sml-run daily`, both datasets.
-- `batch_inference_1m`: inference over 1,000,000 new Iris rows (store read, predict, predictions
-  written, monitoring counts folded) against reading a Parquet file of the same rows, `model.predict`,
-  and writing a Parquet file of the predictions.
+- `batch_inference_1m`: `monitoring.predict_new_rows` over 1,000,000 new Iris rows (the whole stage:
+  model loaded, lock, store read, predict, predictions written, monitoring counts folded, pictures
+  drawn and uploaded, then the round watched: drift of the round and the 7- and 30-day windows, the
+  expectations, the alerts, each written to its feature group) against reading a Parquet file of the same rows, `model.predict`, and writing a
+  Parquet file of the predictions.
 - `incremental_time` / `incremental_memory`: one `sml-run daily --datasets iris` round (daily +
   inference notebooks) with 1,000,000 rows of history and predictions, against the same round with
   1,000 rows; time and peak RSS (largest process of the round: runner or kernel) in a child process.
-- `dashboard_1m`: `pipelines.monitoring_data` (recent 5, confusion matrix, accuracy per day) over
+- `dashboard_1m`: `monitoring.monitoring_data` (recent 5, confusion matrix, accuracy per day) over
   1,000,000 logged predictions, against one bare DuckDB GROUP BY over the same predictions table.
   `dashboard_1m_cold` reports the same call when the monitoring state is missing (a full rebuild).
 
@@ -37,7 +39,7 @@ import nbformat
 
 HISTORY_DAYS = 100  # the 1,000 and 1,000,000 history rows span the same days, so the charts match
 LARGE, SMALL = 1_000_000, 1_000
-GOALS = {"pipeline_overhead": 1.3, "batch_inference_1m": 2.0, "incremental_time": 1.2, "incremental_memory": 1.2,
+GOALS = {"pipeline_overhead": 1.3, "batch_inference_1m": 1.5, "incremental_time": 1.2, "incremental_memory": 1.2,
          "dashboard_1m": 3.0, "backfill_365": 3.0}
 
 
@@ -203,22 +205,19 @@ def backfill_365(template: Path) -> dict:
 
 def add_history(n_rows: int, days: int = HISTORY_DAYS, seed: int = 7) -> None:
     "Add `n_rows` Iris rows spread over the last `days` days through the daily stage's function."
-    from serverless_ml import pipelines
+    from serverless_ml import monitoring, pipelines
+    from serverless_ml.params import check_days
     from serverless_ml.store import login
-    rows = pipelines.daily_rows("iris", n_rows // days, pipelines.check_days(days, None), seed=seed)
-    pipelines.add_daily_rows(login("local"), "iris", rows)
+    rows = pipelines.daily_rows("iris", n_rows // days, check_days(days, None), seed=seed)
+    monitoring.add_daily_rows(login("local"), "iris", rows)
 
 
-def inference_round(model, version: int) -> float:
-    "Seconds of the batch-inference stage's steps 3-5 (find, predict, log), the model already loaded."
-    from serverless_ml import pipelines
+def inference_round() -> float:
+    "Seconds of the batch-inference stage, `monitoring.predict_new_rows`, monitoring included."
+    from serverless_ml import monitoring
     from serverless_ml.store import login
     started = time.perf_counter()
-    project = login("local")
-    state = pipelines.monitoring_state(project, "iris")
-    rows, uncounted = pipelines.rows_to_predict(project, "iris", state)
-    predictions = pipelines.predict_rows("iris", model, version, rows)
-    pipelines.log_predictions(project, "iris", predictions, rows, state, uncounted)
+    predictions = monitoring.predict_new_rows(login("local"), "iris").predictions
     elapsed = time.perf_counter() - started
     assert len(predictions) >= LARGE, f"predicted {len(predictions)} rows, expected {LARGE:,} new ones"
     return elapsed
@@ -228,11 +227,10 @@ def parquet_floor(model, folder: Path) -> float:
     "Seconds to read the new rows from a Parquet file, `model.predict` them, write the predictions to Parquet."
     import pandas as pd
 
-    from serverless_ml import pipelines
-    from serverless_ml.datasets import spec
+    from serverless_ml.datasets import HISTORICAL_TIME, spec
     from serverless_ml.store import login
     group = login("local").get_feature_store().get_feature_group("iris", 1)
-    group.read(start_time=pipelines.HISTORICAL_TIME + pd.Timedelta(seconds=1)).to_parquet(folder / "rows.parquet")
+    group.read(start_time=HISTORICAL_TIME + pd.Timedelta(seconds=1)).to_parquet(folder / "rows.parquet")
     features = spec("iris").features
     started = time.perf_counter()
     rows = pd.read_parquet(folder / "rows.parquet")
@@ -251,31 +249,27 @@ def batch_inference_1m(folder: Path, repeats: int = 2) -> dict:
     with using_store(folder):
         add_history(LARGE)
         shutil.copytree(store, pristine)
-        model, entry = pipelines.load_model(login("local").get_model_registry(), "iris")
+        model, _ = pipelines.load_best_model(login("local").get_model_registry(), "iris")
         for attempt in range(repeats):  # floor and store interleaved, the store reset to the unpredicted rows
             if attempt:
                 shutil.rmtree(store)
                 shutil.copytree(pristine, store)
             floors.append(parquet_floor(model, folder))
-            values.append(inference_round(model, entry.version))
+            values.append(inference_round())
     shutil.rmtree(pristine)
     return row("batch_inference_1m", min(values), min(floors),
-               f"{LARGE:,} new iris rows: store read after the watermark, predict, upsert the predictions, fold the "
-               f"monitoring counts, vs read_parquet + model.predict + to_parquet (model loaded in both); best of {repeats}")
+               f"{LARGE:,} new iris rows, monitoring.predict_new_rows: model loaded, store read after the watermark, "
+               f"predict, upsert the predictions, fold the monitoring counts, draw and upload the pictures, drift + quality + "
+               f"alerts of the round and its 7/30-day windows, vs read_parquet + model.predict + to_parquet (model loaded in both); best of {repeats}")
 
 
 def small_history(folder: Path) -> None:
     "1,000 rows of history over the same days, predicted, in the store under `folder`."
-    from serverless_ml import pipelines
+    from serverless_ml import monitoring
     from serverless_ml.store import login
     with using_store(folder):
         add_history(SMALL)
-        project = login("local")
-        model, entry = pipelines.load_model(project.get_model_registry(), "iris")
-        state = pipelines.monitoring_state(project, "iris")
-        rows, uncounted = pipelines.rows_to_predict(project, "iris", state)
-        pipelines.log_predictions(project, "iris", pipelines.predict_rows("iris", model, entry.version, rows),
-                                  rows, state, uncounted)
+        monitoring.predict_new_rows(login("local"), "iris")
 
 
 def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
@@ -308,15 +302,15 @@ def dashboard_1m(folder: Path) -> list[dict]:
     "`monitoring_data` over the 1,000,000 predictions against one bare DuckDB GROUP BY over their table."
     import duckdb
 
-    from serverless_ml import pipelines
+    from serverless_ml import monitoring
     from serverless_ml.local_store import store_file
     from serverless_ml.store import login
     with using_store(folder):
         project = login("local")
-        view = pipelines.monitoring_data(project, "iris")
+        view = monitoring.monitoring_data(project, "iris")
         assert view.n_predictions >= LARGE, f"the dashboard sees {view.n_predictions} predictions"
-        value = best_of(lambda: pipelines.monitoring_data(project, "iris"))
-        cold = best_of(lambda: pipelines.monitoring_from_state("iris", pipelines.rebuild_state(project, "iris", False)), 3)
+        value = best_of(lambda: monitoring.monitoring_data(project, "iris"))
+        cold = best_of(lambda: monitoring.monitoring_from_state("iris", monitoring.rebuild_state(project, "iris", False)), 3)
 
         def group_by():
             with duckdb.connect(str(store_file()), read_only=True) as con:
@@ -324,7 +318,7 @@ def dashboard_1m(folder: Path) -> list[dict]:
                                      "GROUP BY outcome, prediction").fetchall()
             assert sum(n for *_, n in counts) == view.n_predictions
         floor = best_of(group_by)
-    what = f"pipelines.monitoring_data (recent 5, confusion matrix, accuracy per day) over {view.n_predictions:,} " \
+    what = f"monitoring.monitoring_data (recent 5, confusion matrix, accuracy per day) over {view.n_predictions:,} " \
            "predictions, vs one bare DuckDB GROUP BY outcome, prediction over the predictions table; best of 5"
     return [row("dashboard_1m", value, floor, what),
             row("dashboard_1m_cold", cold, floor, "the same when the monitoring state is missing: rebuilt from "

@@ -13,7 +13,7 @@ from helpers import voila
 from helpers.server_settings import voila_settings
 from helpers.stores import daily_and_inference
 
-from serverless_ml import apps, datasets, models, pipelines
+from serverless_ml import apps, datasets, models, monitoring, params, pipelines
 from serverless_ml.store import login
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -102,8 +102,8 @@ def test_prediction_probabilities_sum_to_one_and_the_picture_is_a_png(trained):
 
 def test_the_model_is_loaded_once_per_visitor_not_per_click(trained, monkeypatch):
     loads = []
-    real = pipelines.load_model
-    monkeypatch.setattr(pipelines, "load_model", lambda *args, **kw: loads.append(args[1]) or real(*args, **kw))
+    real = pipelines.load_best_model
+    monkeypatch.setattr(pipelines, "load_best_model", lambda *args, **kw: loads.append(args[1]) or real(*args, **kw))
     tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
     for typed in ("5.0", "6.1", "7.2"):
         tab.inputs["petal_length"].value = typed
@@ -163,28 +163,33 @@ def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(train
     shown_ids = [int(i) for i in re.findall(r"<tr><td>[^<]*</td><td>(\d+)</td>", tab.recent.value)]
     newest_first = pd.concat([first, second]).sort_values(["event_time", "prediction_time"], ascending=False)
     assert shown_ids == newest_first.id.head(5).tolist()
-    assert "Confusion matrix over the whole history" in tab.pictures["confusion"].value
-    assert "confusion matrix over all predictions" in tab.pictures["confusion"].value
-    for key in ("newest", "confusion", "accuracy"):
+    assert "Confusion matrix over the whole history" in tab.pictures["confusion_matrix.png"].value
+    assert "confusion matrix over all predictions" in tab.pictures["confusion_matrix.png"].value
+    for key in ("latest_prediction.png", "confusion_matrix.png", "accuracy_over_time.png"):
         assert 'src="data:image/png;base64,' in tab.pictures[key].value
 
 
 def test_dashboard_shows_the_uploaded_pictures_only_while_they_show_the_current_state(trained, monkeypatch):
-    daily_and_inference(trained, "iris", n_days=3, seed=5)
-    view = pipelines.monitoring_data(trained, "iris")
-    uploaded = pipelines.monitoring_images(view)
-    pipelines.upload_images(trained.get_dataset_api(), "iris", uploaded, stamp=view.stamp)  # as notebook 4 does
+    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 1, params.check_days(3, None), 5))
+    uploaded = monitoring.predict_new_rows(trained, "iris").pictures  # drawn and uploaded by the round
     drawn = []
-    real = apps.monitoring_pictures
-    monkeypatch.setattr(apps, "monitoring_pictures", lambda view: drawn.append(view) or real(view))
+    real = monitoring.draw_pictures
+    monkeypatch.setattr(monitoring, "draw_pictures", lambda view, names=None: drawn.append(view) or real(view, names))
     data = apps.read_dashboard("iris", trained)
     assert drawn == []  # nothing drawn: the uploaded files were shown
-    assert {key: data.pictures[key] for key in apps.PICTURE_FILES} == {
-        key: uploaded[name] for key, name in apps.PICTURE_FILES.items()}
-    daily_and_inference(trained, "iris", n_days=1, seed=6)  # logged, pictures not uploaded yet
+    assert data.pictures == {name: uploaded[name] for name in apps.DASHBOARD_PICTURES}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after logging, before the upload")
+
+    monkeypatch.setattr(monitoring, "upload_images", killed)
+    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 6))
+    with pytest.raises(KeyboardInterrupt):
+        monitoring.predict_new_rows(trained, "iris")  # logged; the uploaded pictures are one round old
+    drawn.clear()
     data = apps.read_dashboard("iris", trained)
     assert len(drawn) == 1 and drawn[0].n_predictions == 4  # stale files are never shown: drawn anew
-    assert sorted(data.pictures) == sorted(apps.PICTURE_FILES)
+    assert sorted(data.pictures) == sorted(apps.DASHBOARD_PICTURES)
 
 
 def test_refresh_shows_predictions_made_after_the_page_opened(trained):
@@ -269,3 +274,18 @@ def test_the_title_a_visitor_picks_changes_the_prediction(trained):
     guessed = apps.predict_one(served, boy | {"title": None}).probabilities["Survived"]
     called_mister = apps.predict_one(served, boy | {"title": "Mr"}).probabilities["Survived"]
     assert called_mister < guessed - 0.05
+
+
+def test_the_dashboard_drift_section_shows_the_heatmap_alerts_and_why_after_a_drifted_round(trained):
+    daily_and_inference(trained, "iris", n_days=3, seed=4)
+    calm = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert "No alert in the last 7 days." in calm.drift.value  # plain daily rounds stay quiet
+    times = params.check_days(1, None)
+    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 400, times, 9, drift=1.0))
+    done = monitoring.predict_new_rows(trained, "iris")
+    drifted = set(done.alerts[done.alerts.kind == "drift"].feature)
+    assert {"petal_length", "petal_width"} <= drifted, done.alerts  # Versicolor's petals grew
+    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    assert 'alt="Iris heatmap of each feature&#x27;s drift (PSI) by inference round"' in tab.drift.value
+    assert "petal_length drifted: PSI" in tab.drift.value and "Alerts of the last 7 days" in tab.drift.value
+    assert "Every expectation passed in every round." in tab.drift.value

@@ -15,6 +15,7 @@ from conftest import use_local_store
 from papermill.exceptions import PapermillExecutionError
 
 from serverless_ml import config, datasets, pipelines, runner
+from serverless_ml.params import check_params
 from serverless_ml.store import login
 
 _runs = itertools.count()
@@ -73,7 +74,7 @@ def snapshot() -> dict:
 
 def checking_cell(stage: str, parameters: dict) -> None:
     "What the stage's checking cell runs, in this process."
-    params = pipelines.check_params(**parameters)
+    params = check_params(**parameters)
     if stage == "feature":
         datasets.load(params.dataset, params.source)
 
@@ -83,7 +84,7 @@ def failure(stage: str, parameters: dict, notebook: bool) -> tuple[str, str]:
     if not notebook:
         with pytest.raises((ValueError, TypeError, FileNotFoundError)) as error:
             checking_cell(stage, parameters)
-        return str(error.value), "pipelines.check_params"
+        return str(error.value), "check_params"
     out = config.run_dir(f"bad{next(_runs):02d}", parameters["dataset"])
     with pytest.raises(PapermillExecutionError) as error:
         runner.execute(runner.Step(stage, parameters), out)
@@ -99,6 +100,6 @@ def test_a_bad_input_fails_in_the_checking_cell_naming_it_and_writes_nothing(sto
     before = snapshot()
     said, cell = failure(stage, parameters, notebook)
     assert message in said, said
-    assert "pipelines.check_params" in cell  # it stopped in the checking cell, before login
+    assert "check_params" in cell  # it stopped in the checking cell, before login
     assert snapshot() == before
     assert "feature_store.duckdb" in before  # there was a store to spoil

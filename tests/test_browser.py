@@ -19,7 +19,7 @@ import pytest
 from helpers import voila
 from helpers.stores import copy_store, daily_and_inference, in_store
 
-from serverless_ml import apps, pipelines
+from serverless_ml import apps, monitoring, params, pipelines
 
 pytestmark = pytest.mark.browser
 
@@ -213,3 +213,32 @@ def test_pipeline_notebooks_and_sources_are_unreachable(server):
                 assert "1_feature_pipeline" not in body and "wait_for_request" not in body, path
         except urllib.error.HTTPError as refused:
             assert refused.code in (403, 404), (path, refused.code)
+
+
+def drifted_round(project, dataset: str, rows: int, seed: int):
+    "A daily batch of `rows` rows drifted as `make daily DRIFT=1` draws them, then the inference round."
+    times = params.check_days(1, None)
+    monitoring.add_daily_rows(project, dataset, pipelines.daily_rows(dataset, rows, times, seed, drift=1.0))
+    return monitoring.predict_new_rows(project, dataset)
+
+
+def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, store_env, tmp_path):
+    page = dashboard
+    done = in_store(store_env, drifted_round, "titanic", 400, 21)
+    assert (done.alerts.kind == "drift").any(), done.alerts  # the round itself raised it
+    page.get_by_role("tab", name="Titanic").click()
+    page.get_by_role("button", name="Refresh").click()
+    heatmap = page.get_by_alt_text("Titanic heatmap of each feature's drift (PSI) by inference round")
+    heatmap.wait_for()
+    assert heatmap.evaluate("img => img.complete && img.naturalWidth > 300")
+    alerts = page.get_by_role("table", name="Alerts of the last 7 days")
+    feature = done.alerts[done.alerts.kind == "drift"].feature.iloc[0]
+    assert f"{feature} drifted: PSI" in alerts.inner_text()
+    page.locator("h3:visible", has_text="Data quality: failed expectations").wait_for()
+    no_traceback(page)
+    saved = shot(page, "dashboard_drift")
+    (tmp_path / saved.name).write_bytes(saved.read_bytes())
+    if os.environ.get("SML_SCREENSHOTS"):
+        folder = Path(os.environ["SML_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / saved.name).write_bytes(saved.read_bytes())

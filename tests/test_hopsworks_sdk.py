@@ -25,7 +25,7 @@ from hsfs.core import kafka_engine
 from hsfs.engine import python as python_engine
 from hsml import model_registry
 
-from serverless_ml import hopsworks_store, models, pipelines, store
+from serverless_ml import hopsworks_store, models, monitoring, pipelines, store
 from serverless_ml.datasets import load
 
 PROJECT_ID = 119
@@ -159,7 +159,7 @@ def test_the_course_iris_predictions_group_stops_inference_before_any_write(clus
                    ("petal_width", "double"), ("variety", "string")]], id=7)
     cluster.groups[("iris_predictions", 1)] = course
     with pytest.raises(store.SchemaMismatchError) as error:
-        pipelines.predictions_group(cluster.fs, "iris")
+        monitoring.predictions_group(cluster.fs, "iris")
     message = str(error.value)
     for part in ("'iris_predictions' v1", "missing columns ['event_time', 'id', 'model_version', 'outcome'",
                  "event time None instead of 'event_time'", "SML_NAMESPACE", "sml-run clean"):
@@ -172,7 +172,7 @@ def test_a_namespace_keeps_clear_of_the_course_objects(cluster, monkeypatch):
         name="iris_predictions", version=1, featurestore_id=99, primary_key=[], foreign_key=[], partition_key=[],
         features=[feature.Feature("variety", "string")], id=7)
     monkeypatch.setenv("SML_NAMESPACE", "alice")
-    group = pipelines.predictions_group(cluster.fs, "iris")
+    group = monitoring.predictions_group(cluster.fs, "iris")
     assert (group.name, group.time_travel_format, group.stream) == ("alice_iris_predictions", "HUDI", True)
     assert pipelines.images_folder("iris") == "Resources/alice/images/iris"
 

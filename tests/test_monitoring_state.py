@@ -3,6 +3,7 @@ and the best model is the best by cross-validated accuracy."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from types import SimpleNamespace
@@ -10,20 +11,16 @@ from types import SimpleNamespace
 import pytest
 from conftest import use_local_store
 
-from serverless_ml import apps, dataset_api, datasets, models, pipelines
+from serverless_ml import apps, dataset_api, datasets, models, monitoring, params, pipelines
 from serverless_ml.store import login
 
-STATE = f"{pipelines.state_folder('iris')}/{pipelines.STATE_FILE}"
+STATE = f"{pipelines.state_folder('iris')}/{monitoring.STATE_FILE}"
 
 
 def daily_and_inference(project, n_days: int, seed: int) -> None:
     "The iris daily and batch-inference stages, as notebooks 3 and 4 call the library."
-    pipelines.add_daily_rows(project, "iris", pipelines.daily_rows("iris", 1, pipelines.check_days(n_days, None), seed))
-    model, registered = pipelines.load_model(project.get_model_registry(), "iris")
-    state = pipelines.monitoring_state(project, "iris")
-    rows, uncounted = pipelines.rows_to_predict(project, "iris", state)
-    predictions = pipelines.predict_rows("iris", model, registered.version, rows)
-    pipelines.log_predictions(project, "iris", predictions, rows, state, uncounted)
+    monitoring.add_daily_rows(project, "iris", pipelines.daily_rows("iris", 1, params.check_days(n_days, None), seed))
+    monitoring.predict_new_rows(project, "iris")
 
 
 def register(project, metrics: dict):
@@ -72,13 +69,13 @@ def put_state(project, data: bytes) -> None:
 
 def stored(project) -> int:
     "How many iris predictions the store holds."
-    return len(pipelines.stored_prediction_times(project, "iris"))
+    return len(monitoring.stored_prediction_times(project, "iris"))
 
 
 def inflated(project) -> bytes:
     "The current state with every count multiplied by 1000: valid JSON, wrong figures."
-    state = pipelines.read_state(project.get_dataset_api(), "iris")
-    return pipelines.json.dumps({**state, "counts": [{**row, "n": row["n"] * 1000} for row in state["counts"]]}).encode()
+    state = monitoring.read_state(project.get_dataset_api(), "iris")
+    return json.dumps({**state, "counts": [{**row, "n": row["n"] * 1000} for row in state["counts"]]}).encode()
 
 
 DAMAGE = {"empty": lambda project: b"", "not json": lambda project: b'{"watermark": ', "a list": lambda project: b"[]",
@@ -89,13 +86,13 @@ DAMAGE = {"empty": lambda project: b"", "not json": lambda project: b'{"watermar
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_state_is_rebuilt_with_a_warning_naming_the_file_and_the_stages_go_on(project, damage):
     put_state(project, DAMAGE[damage](project))
-    with pytest.warns(pipelines.MonitoringStateWarning, match=r"monitoring/iris/state\.json is not usable"):
+    with pytest.warns(monitoring.MonitoringStateWarning, match=r"monitoring/iris/state\.json is not usable"):
         daily_and_inference(project, n_days=1, seed=2)  # daily marks, inference predicts: both read the state
-    state = pipelines.read_state(project.get_dataset_api(), "iris")  # written back whole and right
+    state = monitoring.read_state(project.get_dataset_api(), "iris")  # written back whole and right
     assert sum(row["n"] for row in state["counts"]) == stored(project) == 7
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good state raises no warning
-        assert pipelines.monitoring_state(project, "iris") == state
+        assert monitoring.monitoring_state(project, "iris") == state
 
 
 def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, server_log):
@@ -111,22 +108,39 @@ def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, s
 
 
 def test_the_dashboard_counts_predictions_logged_after_the_state(project):
-    state = pipelines.read_state(project.get_dataset_api(), "iris")
+    state = monitoring.read_state(project.get_dataset_api(), "iris")
     daily_and_inference(project, n_days=1, seed=3)
-    pipelines.write_state(project.get_dataset_api(), "iris", state)  # as if killed between insert and state write
+    monitoring.write_state(project.get_dataset_api(), "iris", state)  # as if killed between insert and state write
     assert apps.read_dashboard("iris", project).counts["predictions"] == stored(project) == 7
 
 
 def test_a_damaged_picture_is_drawn_again_never_shown_broken(project, server_log):
-    view = pipelines.monitoring_data(project, "iris")
-    images = pipelines.monitoring_images(view)
-    pipelines.upload_images(project.get_dataset_api(), "iris", images, stamp=view.stamp)
-    confusion = dataset_api.local_resource(f"{pipelines.images_folder('iris')}/{pipelines.IMAGES[2]}")
-    confusion.write_bytes(images[pipelines.IMAGES[2]][:300])  # truncated, as a full disk leaves it
+    view = monitoring.monitoring_data(project, "iris")
+    images = monitoring.draw_pictures(view)
+    monitoring.upload_images(project.get_dataset_api(), "iris", images, stamp=view.stamp)
+    confusion = dataset_api.local_resource(f"{pipelines.images_folder('iris')}/confusion_matrix.png")
+    confusion.write_bytes(images["confusion_matrix.png"][:300])  # truncated, as a full disk leaves it
     data = apps.read_dashboard("iris", project)
     assert "Resources/images/iris/confusion_matrix.png is damaged" in server_log[0]
-    assert sorted(data.pictures) == sorted(apps.PICTURE_FILES)
-    assert all(pipelines.png_problem(png) is None for png in data.pictures.values())
+    assert sorted(data.pictures) == sorted(apps.DASHBOARD_PICTURES)
+    assert all(monitoring.png_problem(png) is None for png in data.pictures.values())
+
+
+def test_a_round_that_fails_part_way_frees_the_lock_for_the_next_one(project, monkeypatch):
+    # The lock is only ever a `with` block: no notebook cell, failing or not, can leave it held.
+    real = monitoring.predict_rows
+
+    def failing(*args, **kwargs):
+        raise MemoryError("the model ran out of memory")
+
+    monkeypatch.setattr(monitoring, "predict_rows", failing)
+    monitoring.add_daily_rows(project, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 4))
+    with pytest.raises(MemoryError) as failed:  # kept, as a notebook kernel keeps its last traceback
+        monitoring.predict_new_rows(project, "iris")
+    with monitoring.monitoring_lock("iris", timeout=0):  # free at once: the failed round released it
+        assert failed.traceback  # (the traceback, and the frames it holds, are still alive here)
+    monkeypatch.setattr(monitoring, "predict_rows", real)
+    assert len(monitoring.predict_new_rows(project, "iris").predictions) == 1  # the next round predicts the row
 
 
 def test_the_best_model_is_chosen_by_cv_accuracy_not_by_a_lucky_holdout(project):
@@ -136,7 +150,7 @@ def test_the_best_model_is_chosen_by_cv_accuracy_not_by_a_lucky_holdout(project)
     mr = project.get_model_registry()
     assert lucky.training_metrics["accuracy"] > steady.training_metrics["accuracy"]
     assert pipelines.best_model(mr, "iris").version == steady.version
-    assert pipelines.load_model(mr, "iris")[1].version == steady.version  # what inference and the apps use
+    assert pipelines.load_best_model(mr, "iris")[1].version == steady.version  # what inference and the apps use
 
 
 def test_the_best_model_asks_either_registry_for_the_highest_cv_accuracy():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from serverless_ml import models, pictures
+from serverless_ml import models, monitoring, pictures
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -107,27 +107,27 @@ def test_recent_predictions_table_grows_with_rows_and_tints_mistakes(predictions
     sensible(pictures.recent_predictions_png(predictions.head(0)))
 
 
+def per_day(predictions: pd.DataFrame) -> pd.DataFrame:
+    "The accuracy per day of `predictions`, as the monitoring view keeps it (from the running counts)."
+    return monitoring.accuracy_per_day(monitoring.count_predictions(predictions))
+
+
 def test_accuracy_over_time(predictions):
-    chart = sensible(pictures.accuracy_over_time_png(predictions))
-    perfect = sensible(pictures.accuracy_over_time_png(predictions.assign(outcome=predictions.prediction)))
+    chart = sensible(pictures.accuracy_over_time_png(per_day(predictions)))
+    perfect = sensible(pictures.accuracy_over_time_png(per_day(predictions.assign(outcome=predictions.prediction))))
     assert not np.array_equal(chart, perfect)
-    daily = pictures.daily_accuracy(predictions)
-    assert daily.accuracy.between(0, 1).all() and daily.rows.sum() == len(predictions)
-    gaps = predictions.assign(outcome=predictions.prediction.astype(float).where(predictions.index % 2 == 0))
-    assert pictures.daily_accuracy(gaps).accuracy.eq(1.0).all()  # int predictions vs a float outcome column
+    daily = per_day(predictions)
+    assert daily.accuracy.between(0, 1).all() and daily.predictions.sum() == len(predictions)
     unknown = predictions.assign(outcome=np.nan)
-    sensible(pictures.accuracy_over_time_png(unknown))  # says there is nothing to plot yet
-    assert pictures.daily_accuracy(unknown).empty
+    assert per_day(unknown).empty
+    sensible(pictures.accuracy_over_time_png(per_day(unknown)))  # says there is nothing to plot yet
 
 
-def test_accuracy_over_time_from_counts_per_day(predictions):
-    "The monitoring state keeps counts per day; the chart must read them as it reads raw predictions."
-    raw = pictures.daily_accuracy(predictions)
+def test_the_accuracy_per_day_is_the_share_right_each_day_and_running(predictions):
     right = predictions.prediction.to_numpy() == predictions.outcome.to_numpy()
     day = pd.to_datetime(predictions.event_time, utc=True).dt.floor("D")
-    per_day = (pd.DataFrame({"day": day, "correct": right}).groupby("day").correct.agg(["size", "sum"])
-               .rename(columns={"size": "predictions", "sum": "correct"}).reset_index())
-    counted = pictures.daily_accuracy(per_day)
-    assert counted.accuracy.tolist() == pytest.approx(raw.accuracy.tolist())
-    assert counted.running_accuracy.tolist() == pytest.approx(raw.running_accuracy.tolist())
-    sensible(pictures.accuracy_over_time_png(per_day))
+    expected = pd.Series(right, index=day).groupby(level=0).mean()
+    daily = per_day(predictions)
+    assert daily.accuracy.tolist() == pytest.approx(expected.tolist())
+    running = pd.Series(right, index=day).sort_index().groupby(level=0).agg(["sum", "size"]).cumsum()
+    assert daily.running_accuracy.tolist() == pytest.approx((running["sum"] / running["size"]).tolist())

@@ -16,7 +16,7 @@ import pytest
 from conftest import use_local_store
 from papermill.exceptions import PapermillExecutionError
 
-from serverless_ml import config, datasets, models, pipelines, runner
+from serverless_ml import config, datasets, models, monitoring, pipelines, runner
 from serverless_ml.store import login
 
 FAKE_KEY = "sml-test-fake-api-key-9c1e7b"  # set while the stages run; must never reach a record
@@ -55,7 +55,7 @@ def counts(dataset: str) -> dict:
 def predictions(dataset: str):
     "The whole predictions group of `dataset` (empty before the first inference)."
     logged = login().get_feature_store().get_feature_group(pipelines.predictions_name(dataset), version=1)
-    return logged.read() if logged is not None else pd.DataFrame(columns=pipelines.PREDICTION_COLUMNS)
+    return logged.read() if logged is not None else pd.DataFrame(columns=monitoring.PREDICTION_COLUMNS)
 
 
 def only_new(now, before):
@@ -83,13 +83,13 @@ def test_every_stage_runs_with_small_parameters(store):
     for dataset in ("iris", "titanic"):
         new = only_new(predictions(dataset), before[dataset])
         assert len(new) == 3 and new.event_time.dt.floor("D").nunique() == 3
-        model, _ = pipelines.load_model(project.get_model_registry(), dataset)  # what the registered model says
+        model, _ = pipelines.load_best_model(project.get_model_registry(), dataset)  # what the registered model says
         [key] = datasets.spec(dataset).primary_key  # flower_id, passenger_id: `id` in the predictions
         rows = project.get_feature_store().get_feature_group(dataset, version=1).read().rename(columns={key: "id"})
         rows = rows.merge(new[["id"]], on="id")
         expected = dict(zip(rows.id, models.predict(dataset, model, rows), strict=True))
         assert dict(zip(new.id, new.prediction, strict=True)) == expected and len(expected) == 3
-        for name in pipelines.IMAGES:
+        for name in monitoring.IMAGES:
             assert project.get_dataset_api().exists(f"Resources/images/{dataset}/{name}"), name
 
 
@@ -148,13 +148,14 @@ def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clea
     # would lose the first run's change. So the daily and inference stages hold the dataset's lock.
     before = counts("iris")
     monkeypatch.setenv("SML_LOCK_TIMEOUT", "1")
-    with pipelines.monitoring_lock("iris"):  # another run of iris, part-way through
+    with monitoring.monitoring_lock("iris"):  # another run of iris, part-way through
         for stage, parameters in (("daily", {"n_rows": 2}), ("inference", {})):
             with pytest.raises(PapermillExecutionError, match="still holds") as failed:
                 execute(stage, dataset="iris", **parameters)
             assert "SML_LOCK_TIMEOUT" in failed.value.evalue
         assert counts("iris") == before  # no row, prediction, state or picture changed
-        pipelines.acquire_monitoring_lock("titanic", timeout=0).release()  # another dataset never waits
+        with monitoring.monitoring_lock("titanic", timeout=0):  # another dataset never waits
+            pass
     execute("daily", dataset="iris", n_rows=2)  # once free, both stages run
     execute("inference", dataset="iris")
     assert counts("iris")["predictions"] == before["predictions"] + 2
@@ -162,17 +163,18 @@ def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clea
 
 def test_a_killed_holder_frees_the_lock(sml_home):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from serverless_ml import pipelines\n"
-                               "held = pipelines.acquire_monitoring_lock('iris'); print('held', flush=True); time.sleep(120)"],
+        [sys.executable, "-c", "import time; from serverless_ml import monitoring\n"
+                               "with monitoring.monitoring_lock('iris'):\n print('held', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(pipelines.MonitoringBusyError, match="iris"):
-            pipelines.acquire_monitoring_lock("iris", timeout=0.2)
+        with pytest.raises(monitoring.MonitoringBusyError, match="iris"), monitoring.monitoring_lock("iris", timeout=0.2):
+            pass
     finally:
         holder.kill()  # SIGKILL: no chance to release
         holder.wait()
-    pipelines.acquire_monitoring_lock("iris", timeout=5).release()
+    with monitoring.monitoring_lock("iris", timeout=5):
+        pass
 
 
 def test_a_second_training_registers_version_2_and_inference_uses_the_best_by_cv(store):

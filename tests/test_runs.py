@@ -96,7 +96,7 @@ def test_a_failing_stage_is_recorded_with_its_cell_and_the_rest_as_pending(recor
     daily, inference = manifest["stages"]
     assert daily["status"] == "failed" and daily["failure"]["cell"] is not None
     assert "historical snapshot" in daily["failure"]["error"]
-    assert daily["failure"]["source"].startswith("params = pipelines.check_params(")
+    assert daily["failure"]["source"].startswith("params = check_params(")
     assert inference["status"] == "pending"
 
 

@@ -16,7 +16,8 @@ import sys
 import urllib.parse
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -24,21 +25,22 @@ from pathlib import Path
 import ipywidgets as widgets
 import pandas as pd
 
-from . import datasets, explain, models, pictures, pipelines, store
+from . import alerts, datasets, explain, models, monitoring, pictures, pipelines, store
 from .config import backend_name, project_root
 
 # %% auto #0
 __all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'NO_MODEL', 'WHY_TEXT',
            'NEIGHBOUR_COLUMNS', 'COPY_SCRIPT', 'PAGE_STYLE', 'NO_PREDICTIONS', 'ROW_WORDS', 'RECENT_COLUMNS',
-           'PICTURE_FILES', 'SECTIONS', 'APPS_URL_PATH', 'InputSpec', 'input_spec', 'input_specs', 'InputError',
-           'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html', 'ServedModel',
-           'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction', 'class_name',
-           'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html', 'neighbours_html',
-           'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query', 'link_html',
-           'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs', 'select_dataset_tab',
-           'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html', 'section_html',
-           'monitoring_pictures', 'dashboard_data', 'read_dashboard', 'DashboardTab', 'Repeater', 'read_stamp',
-           'DashboardPage', 'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
+           'DASHBOARD_PICTURES', 'DRIFT_WINDOW', 'SECTIONS', 'APPS_URL_PATH', 'InputSpec', 'input_spec', 'input_specs',
+           'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html',
+           'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction',
+           'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html',
+           'neighbours_html', 'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query',
+           'link_html', 'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs',
+           'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html',
+           'section_html', 'dashboard_data', 'with_watch', 'read_dashboard', 'alerts_html', 'quality_html',
+           'drift_html', 'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder',
+           'voila_settings_folder', 'url_prefix', 'voila_command']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ def load_served_model(project, dataset: str) -> ServedModel | None:
     registry = project.get_model_registry()
     if pipelines.best_model(registry, dataset) is None:
         return None
-    estimator, entry = pipelines.load_model(registry, dataset)
+    estimator, entry = pipelines.load_best_model(registry, dataset)
     return ServedModel(dataset, pipelines.model_name(dataset), int(entry.version), dict(entry.training_metrics or {}), estimator)
 
 # %% ../../notebooks/lib/08_apps.ipynb #71caf62a
@@ -623,7 +625,10 @@ class DashboardData:
     model: str = ""  # the registered model shown beside the figures; "" when none is registered
     counts: dict = field(default_factory=dict)  # words -> number, e.g. {"predictions": 31, "correct": 29}
     recent: pd.DataFrame | None = None  # the 5 newest predictions, newest first
-    pictures: dict = field(default_factory=dict)  # "newest", "confusion", "accuracy" -> PNG bytes
+    pictures: dict = field(default_factory=dict)  # file name (e.g. "confusion_matrix.png") -> PNG bytes
+    drift: bytes | None = None  # the heatmap of each feature's PSI by round (`pictures.drift_heatmap_png`)
+    alerts: pd.DataFrame | None = None  # the alerts of the last 7 days, newest first (`monitoring.recent_alerts`)
+    quality: pd.DataFrame | None = None  # the failed expectations, newest first (`monitoring.quality_failures`)
 
     @property
     def has_predictions(self) -> bool:
@@ -683,22 +688,11 @@ def section_html(heading: str, body: str) -> str:
     return f"<h3>{html.escape(heading)}</h3>{body}"
 
 # %% ../../notebooks/lib/08_apps.ipynb #cb963328
-def monitoring_pictures(view) -> dict:
-    "The dashboard's pictures of a `pipelines.Monitoring` view: newest row, confusion matrix, accuracy over time."
-    title = f"{view.dataset.capitalize()} confusion matrix over all {view.n_predictions:,} predictions"
-    drawn = {"confusion": pictures.confusion_matrix_png(view.confusion, title=title),
-             "accuracy": pictures.accuracy_over_time_png(view.accuracy)}
-    if view.newest:
-        actual = view.newest[datasets.spec(view.dataset).label]
-        drawn["newest"] = pictures.prediction_png(view.dataset, view.newest, view.newest["prediction"], actual)
-    return drawn
-
-
-PICTURE_FILES = {"newest": pipelines.IMAGES[0], "confusion": pipelines.IMAGES[2], "accuracy": pipelines.IMAGES[3]}
+DASHBOARD_PICTURES = ("latest_prediction.png", "confusion_matrix.png", "accuracy_over_time.png")  # by file name
 
 
 def dashboard_data(dataset: str, view, entry,
-                   drawn: dict | None = None,  # the pictures, already made; drawn from `view` when None
+                   drawn: dict | None = None,  # the pictures by file name, already made; drawn from `view` when None
                    ) -> DashboardData:
     "What the tab shows, from the monitoring `view` and the best registry `entry` (None when no model)."
     if entry is None:
@@ -709,18 +703,31 @@ def dashboard_data(dataset: str, view, entry,
         return DashboardData(dataset, model)
     counts = {"predictions": view.n_predictions, "correct": int(view.accuracy.correct.sum()),
               "accuracy over the whole history": _percent(view.overall_accuracy), "days": len(view.accuracy)}
-    return DashboardData(dataset, model, counts, view.recent.head(pipelines.RECENT), drawn or monitoring_pictures(view))
+    return DashboardData(dataset, model, counts, view.recent.head(monitoring.RECENT),
+                         drawn or monitoring.draw_pictures(view, DASHBOARD_PICTURES))
+
+
+DRIFT_WINDOW = "7d"  # the drift window the heatmap shows: single rows are too few for PSI, a week gathers them
+
+
+def with_watch(data: DashboardData, fs, dataset: str) -> DashboardData:
+    "`data` with the drift section's heatmap, recent alerts and failed expectations, read from the store."
+    heatmap = pictures.drift_heatmap_png(monitoring.drift_over_time(fs, dataset, DRIFT_WINDOW),
+                                         alerts.thresholds().psi, f"{dataset.capitalize()} feature drift "
+                                         f"(PSI over the last {DRIFT_WINDOW[:-1]} days) by round")
+    return replace(data, drift=heatmap, alerts=monitoring.recent_alerts(fs, dataset),
+                   quality=monitoring.quality_failures(fs, dataset).head(10))
 
 
 def _read_dashboard(dataset: str, project=None) -> DashboardData:
     "Read `dataset`'s monitoring data from the store; the pictures are the uploaded ones when they show this state."
     project = project or store_project()
     entry = pipelines.best_model(project.get_model_registry(), dataset)
-    view = pipelines.monitoring_data(project, dataset) if entry is not None else None
-    uploaded = pipelines.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
-                                         PICTURE_FILES.values()) if view else None
-    drawn = {key: uploaded[name] for key, name in PICTURE_FILES.items()} if uploaded else None
-    return dashboard_data(dataset, view, entry, drawn)
+    view = monitoring.monitoring_data(project, dataset) if entry is not None else None
+    drawn = monitoring.uploaded_images(project.get_dataset_api(), dataset, view.stamp,
+                                       DASHBOARD_PICTURES) if view else None
+    data = dashboard_data(dataset, view, entry, drawn)
+    return with_watch(data, project.get_feature_store(), dataset) if data.has_predictions else data
 
 
 def read_dashboard(dataset: str, project=None) -> DashboardData:
@@ -732,11 +739,45 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
         server_log().warning("%s: %s", warning.category.__name__, warning.message)
     return data
 
+# %% ../../notebooks/lib/08_apps.ipynb #c7557699
+def alerts_html(found: pd.DataFrame) -> str:
+    "The alerts as a table, newest first: when, what, which feature and window, why; a sentence when none."
+    if found is None or found.empty:
+        return '<p class="sml-ok" role="status">No alert in the last 7 days.</p>'
+    rows = "".join(
+        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.kind)}</td>"
+        f"<td>{html.escape(row.feature or '')}</td><td>{html.escape(row.time_window)}</td>"
+        f"<td>{html.escape(row.message)}</td></tr>" for row in found.itertuples())
+    return ('<table class="sml-table sml-alerts" aria-label="Alerts of the last 7 days"><thead><tr>'
+            "<th scope='col'>When (UTC)</th><th scope='col'>Alert</th><th scope='col'>Feature</th>"
+            f"<th scope='col'>Window</th><th scope='col'>Why</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def quality_html(failed: pd.DataFrame) -> str:
+    "The failed expectations as a table, newest first; a sentence when every expectation passed."
+    if failed is None or failed.empty:
+        return '<p class="sml-ok" role="status">Every expectation passed in every round.</p>'
+    rows = "".join(
+        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.expectation)}</td>"
+        f"<td>{row.failed:,} of {row.passed + row.failed:,}</td></tr>" for row in failed.itertuples())
+    return ('<table class="sml-table" aria-label="Failed expectations"><thead><tr><th scope=\'col\'>When (UTC)</th>'
+            f"<th scope='col'>Expectation</th><th scope='col'>Rows failing</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def drift_html(data: DashboardData) -> str:
+    "The drift section: the PSI heatmap, the recent alerts and the data-quality failures."
+    alt = f"{data.dataset.capitalize()} heatmap of each feature's drift (PSI) by inference round"
+    heatmap = picture_html(data.drift, alt, "sml-chart sml-wide sml-drift") if data.drift else ""
+    return (section_html("Drift: each feature against the training rows", heatmap)
+            + section_html("Alerts", alerts_html(data.alerts))
+            + section_html("Data quality: failed expectations", quality_html(data.quality)))
+
 # %% ../../notebooks/lib/08_apps.ipynb #881fc9f1
-SECTIONS = {  # picture key -> (heading, alt text) of the dashboard's pictures
-    "newest": ("Newest prediction: predicted vs actual", "Drawing of the newest {row}, predicted and actual class"),
-    "confusion": ("Confusion matrix over the whole history", "{name} confusion matrix over all predictions"),
-    "accuracy": ("Accuracy over time", "{name} accuracy of the predictions over time"),
+SECTIONS = {  # picture file name -> (heading, alt text) of the dashboard's pictures
+    "latest_prediction.png": ("Newest prediction: predicted vs actual",
+                              "Drawing of the newest {row}, predicted and actual class"),
+    "confusion_matrix.png": ("Confusion matrix over the whole history", "{name} confusion matrix over all predictions"),
+    "accuracy_over_time.png": ("Accuracy over time", "{name} accuracy of the predictions over time"),
 }
 
 
@@ -748,10 +789,12 @@ class DashboardTab:
         self.dataset, self.read = dataset, read or read_dashboard
         self.notice, self.counts, self.recent = widgets.HTML(), widgets.HTML(), widgets.HTML()
         self.pictures = {key: widgets.HTML() for key in SECTIONS}
-        side_by_side = widgets.GridBox([self.pictures["newest"], self.pictures["confusion"]],
+        side_by_side = widgets.GridBox([self.pictures["latest_prediction.png"], self.pictures["confusion_matrix.png"]],
                                        layout=widgets.Layout(grid_gap="8px 24px",
                                                              grid_template_columns="repeat(auto-fit, minmax(420px, 1fr))"))
-        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side, self.pictures["accuracy"]])
+        self.drift = widgets.HTML()  # drift heatmap, alerts, data-quality failures
+        self.widget = widgets.VBox([self.notice, self.counts, self.recent, side_by_side,
+                                    self.pictures["accuracy_over_time.png"], self.drift])
         self.loaded = False  # True once the tab shows what the store held at its last read
 
     def refresh(self):
@@ -777,8 +820,9 @@ class DashboardTab:
         words = {"name": self.dataset.capitalize(), "row": ROW_WORDS.get(self.dataset, "row")}
         for key, (heading, alt) in SECTIONS.items():
             png = data.pictures.get(key) if full else None
-            css = "sml-chart sml-wide" if key == "accuracy" else "sml-chart"
+            css = "sml-chart sml-wide" if key == "accuracy_over_time.png" else "sml-chart"
             self.pictures[key].value = section_html(heading, picture_html(png, alt.format(**words), css)) if png else ""
+        self.drift.value = drift_html(data) if full and data.drift else ""
 
 # %% ../../notebooks/lib/08_apps.ipynb #c7453141
 class Repeater:

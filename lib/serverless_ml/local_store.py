@@ -25,6 +25,7 @@ from fastcore.basics import patch_to
 from hopsworks_common.util import VersionWarning
 
 from .config import lock_timeout, store_home
+from .config import to_utc as config_to_utc
 from .validation import (ExpectationSuite, ValidationReport, enforce, fix_feature_name, fix_feature_names,
                                       suite_from_json)
 
@@ -320,24 +321,15 @@ def can_store(stored_kind: str, incoming_kind: str) -> bool:
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H", "%Y-%m-%d")
 
 def to_utc(value) -> pd.Timestamp | None:
-    "An event-time bound as the SDK reads it (str, int epoch s/ms, date, datetime; naive = UTC), as a UTC Timestamp."
-    if value is None or (isinstance(value, str) and not value):
-        return None
-    if isinstance(value, str):
-        for fmt in _TIME_FORMATS:
-            try:
-                return pd.Timestamp(datetime.strptime(value, fmt), tz="UTC")
-            except ValueError:
-                continue
-        raise ValueError(f"Time {value!r} is not in a supported format: use e.g. '2026-11-26' or '2026-11-26 21:55:46'.")
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"Time {value!r} is not a time: give a datetime, a date, a string or epoch seconds.")
-    if isinstance(value, (int, np.integer)):
-        return pd.Timestamp(int(value), unit="s" if len(str(int(value))) <= 10 else "ms", tz="UTC")
-    if isinstance(value, (datetime, date)):
-        stamp = pd.Timestamp(value)
-        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    raise ValueError(f"Time {value!r} is not a datetime, date, string or int.")
+    "An event-time bound as the SDK reads it (its string formats; else `config.to_utc`), as a UTC Timestamp."
+    if not isinstance(value, str) or not value:
+        return config_to_utc(value)
+    for fmt in _TIME_FORMATS:
+        try:
+            return pd.Timestamp(datetime.strptime(value, fmt), tz="UTC")
+        except ValueError:
+            continue
+    raise ValueError(f"Time {value!r} is not in a supported format: use e.g. '2026-11-26' or '2026-11-26 21:55:46'.")
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #26481e4f
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from .datasets import PORTS, spec
 
 # %% auto #0
 __all__ = ['PNG_SIGNATURE', 'IRIS_COLOURS', 'FLOWER_EXTENT', 'CLASS_NAMES', 'CLASS_COLOURS', 'OUTCOME_STAMPS', 'CARD_WIDTH',
-           'CARD_HEIGHT', 'RIGHT_TINT', 'WRONG_TINT', 'UNKNOWN_TINT', 'PER_DAY_COLUMNS', 'png_bytes', 'png_size',
-           'leaf', 'iris_flower_png', 'passenger_card_png', 'prediction_png', 'confusion_matrix_png',
-           'recent_predictions_png', 'daily_accuracy', 'accuracy_over_time_png']
+           'CARD_HEIGHT', 'RIGHT_TINT', 'WRONG_TINT', 'UNKNOWN_TINT', 'png_bytes', 'png_size', 'leaf',
+           'iris_flower_png', 'passenger_card_png', 'prediction_png', 'confusion_matrix_png', 'recent_predictions_png',
+           'accuracy_over_time_png', 'drift_heatmap_png']
 
 # %% ../../notebooks/lib/05_pictures.ipynb #06acd1ae
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -275,45 +275,20 @@ def recent_predictions_png(df: pd.DataFrame, max_rows: int = 12, title: str = "M
     figure.suptitle(title, fontsize=13, fontweight="bold", y=1 - 0.12 / height, va="top")
     return png_bytes(figure)
 
-# %% ../../notebooks/lib/05_pictures.ipynb #47ab712d
-PER_DAY_COLUMNS = {"day", "predictions", "correct"}  # a table already counted per day, as the monitoring state keeps
-
-def _counts_per_day(df: pd.DataFrame, time_column: str | None) -> pd.DataFrame:
-    "Rows with a known outcome and how many were right, per UTC day."
-    if PER_DAY_COLUMNS <= set(df.columns):
-        days = pd.to_datetime(df.day, utc=True).dt.floor("D")
-        counted = df.assign(day=days).rename(columns={"predictions": "rows"})
-        return counted.groupby("day")[["rows", "correct"]].sum().astype(float)
-    time_column = time_column or _time_column(df)
-    if time_column is None:
-        raise ValueError(f"Need an event_time or prediction_time column to plot over time; got {list(df.columns)}.")
-    known = df[df.outcome.notna()]
-    correct = pd.Series(known.prediction.to_numpy() == known.outcome.to_numpy(), index=known.index).astype(float)
-    day = pd.to_datetime(known[time_column], utc=True).dt.floor("D").rename("day")
-    return correct.groupby(day).agg(["size", "sum"]).rename(columns={"size": "rows", "sum": "correct"})
-
-def daily_accuracy(df: pd.DataFrame, time_column: str | None = None) -> pd.DataFrame:
-    "Per day: rows with a known outcome, their accuracy, and the running accuracy; `df` per prediction or per day."
-    daily = _counts_per_day(df, time_column)
-    daily["accuracy"] = daily.correct / daily.rows
-    daily["running_accuracy"] = daily.correct.cumsum() / daily.rows.cumsum()
-    return daily.rename_axis("day")
-
 # %% ../../notebooks/lib/05_pictures.ipynb #0d178150
-def accuracy_over_time_png(df: pd.DataFrame, title: str = "Prediction accuracy over time",
-                           time_column: str | None = None) -> bytes:
-    "A chart of daily accuracy (prediction == outcome), with rows per day and the running accuracy."
-    daily = daily_accuracy(df, time_column) if not df.empty else pd.DataFrame()
+def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, accuracy, running_accuracy
+                           title: str = "Prediction accuracy over time") -> bytes:
+    "A chart of the accuracy per day and the running accuracy, over the predictions per day."
     if daily.empty:
         return _message_png("No predictions with a known outcome yet.", title)
     figure = Figure(figsize=(7.5, 3.8), facecolor="white")
     counts = figure.add_subplot()
-    counts.bar(daily.index, daily.rows, width=0.8, color="#d6e4f0", label="rows per day")
+    counts.bar(daily.day, daily.predictions, width=0.8, color="#d6e4f0", label="rows per day")
     counts.set_ylabel("rows per day", color="#7f9bb5")
     counts.yaxis.set_major_locator(MaxNLocator(integer=True))
     accuracy = counts.twinx()
-    accuracy.plot(daily.index, daily.accuracy, marker="o", color="#1f618d", lw=2, label="daily accuracy")
-    accuracy.plot(daily.index, daily.running_accuracy, ls="--", color="#e67e22", lw=1.8, label="running accuracy")
+    accuracy.plot(daily.day, daily.accuracy, marker="o", color="#1f618d", lw=2, label="daily accuracy")
+    accuracy.plot(daily.day, daily.running_accuracy, ls="--", color="#e67e22", lw=1.8, label="running accuracy")
     accuracy.set_ylim(0, 1.05)
     accuracy.set_ylabel("accuracy")
     counts.yaxis.tick_right()
@@ -322,6 +297,27 @@ def accuracy_over_time_png(df: pd.DataFrame, title: str = "Prediction accuracy o
     accuracy.yaxis.set_label_position("left")
     accuracy.legend(loc="lower left", fontsize=9, frameon=False)
     accuracy.set_title(title, fontsize=13, pad=10)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return png_bytes(figure)
+
+# %% ../../notebooks/lib/05_pictures.ipynb #20b50a3e
+def drift_heatmap_png(psi: pd.DataFrame,  # rows: features; columns: round times; values: PSI (NaN: too few rows)
+                      threshold: float = 0.2,  # the PSI alert threshold, where the colours turn red
+                      title: str = "Feature drift (PSI) by round") -> bytes:
+    "A heatmap of each feature's PSI per round, coloured up to twice `threshold`, grey where PSI is missing."
+    if psi.empty:
+        return _message_png("No drift measured yet.", title)
+    shown = psi.iloc[:, -30:]  # the last 30 rounds
+    labels = [pd.Timestamp(time).strftime("%m-%d %H:%M") for time in shown.columns]
+    figure = Figure(figsize=(max(6.0, 1.2 + 0.42 * len(labels)), 1.6 + 0.45 * len(shown)), facecolor="white")
+    axes = figure.add_subplot()
+    axes.set_facecolor("#d5d8dc")  # NaN cells show the background: too few rows
+    sns.heatmap(shown.astype(float), ax=axes, vmin=0, vmax=2 * threshold, cmap="Reds", linewidths=0.5,
+                annot=len(labels) <= 12, fmt=".2f", xticklabels=labels, cbar_kws={"label": "PSI"})
+    axes.set_xlabel("round (UTC)")
+    axes.set_ylabel("")
+    axes.set_title(title, fontsize=13, pad=10)
     figure.autofmt_xdate()
     figure.tight_layout()
     return png_bytes(figure)

@@ -32,11 +32,11 @@ from . import runs
 from .config import backend_name, namespace, new_run_dir, project_root, run_dir, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
-           'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message',
-           'stage_parameters', 'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report', 'parse_args',
-           'preflight', 'run_stages', 'list_runs', 'show_run', 'compare_two', 'check_or_clean', 'main', 'reexecute',
-           'reproduce_run']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'DAILY_ROWS', 'ALERT_EXIT', 'EXIT_CODES', 'notebook_path', 'Step',
+           'daily_seed', 'plan', 'warm_html_exporter', 'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets',
+           'execute', 'ChainResult', 'failure_message', 'stage_parameters', 'failure_record', 'run_chain',
+           'stage_environment', 'run_all', 'report', 'parse_args', 'preflight', 'run_stages', 'list_runs', 'show_run',
+           'compare_two', 'check_or_clean', 'main', 'run_alerts', 'alert_exit', 'reexecute', 'reproduce_run']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -80,12 +80,15 @@ def plan(command: str,  # run, daily or backfill
          dataset: str,  # iris or titanic
          days: int = 30,  # days of daily rows for run and backfill
          seed: int | None = None,  # the daily generator's seed; the notebook's default (fresh rows) when None
+         rows: int | None = None,  # new rows per day; the notebook's default (1) when None
+         drift: float = 0.0,  # 0 to 1: the daily rows' shift (see `synthetic.generate`); passed on when above 0
          ) -> list[Step]:
     "The steps `command` takes for `dataset`, in order."
     if command not in COMMANDS:
         raise ValueError(f"Unknown command {command!r}: use one of {', '.join(COMMANDS)}.")
     days = 1 if command == "daily" else days
-    daily = {"dataset": dataset, "n_days": days} | ({} if seed is None else {"seed": seed})
+    daily = {"dataset": dataset, "n_days": days} | ({} if seed is None else {"seed": seed}) | \
+        ({} if rows is None else {"n_rows": rows}) | ({"drift": float(drift)} if drift else {})
     rounds = [Step("daily", daily), Step("inference", {"dataset": dataset})]
     if command != "run":
         return rounds
@@ -271,11 +274,14 @@ def run_all(command: str,  # run, daily or backfill
             manifest: runs.Manifest | None = None,  # the run's manifest, updated after every stage
             now: datetime | None = None,  # the run's clock, the stages' "now"; the clock (or `SML_NOW`) when None
             plans: dict | None = None,  # the steps per dataset, when not planned from `command` (reproduce)
+            rows: int | None = None,  # new rows per day; the daily notebook's default when None
+            drift: float = 0.0,  # 0 to 1: the daily rows' shift
             ) -> list[ChainResult]:
     "Run `command` for every dataset in parallel (stages in order within each); one result per dataset."
     now = now or utc_now()
     stamp = stamp or new_run_dir(now).name
-    plans = plans or {dataset: plan(command, dataset, days, daily_seed(now, dataset)) for dataset in datasets}
+    plans = plans or {dataset: plan(command, dataset, days, daily_seed(now, dataset), rows, drift)
+                      for dataset in datasets}
     threading.Thread(target=warm_html_exporter, daemon=True).start()  # ready when the first stage ends
     with stage_environment(SML_NOW=now.isoformat(), SML_RUN_ID=stamp), ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
         futures = [pool.submit(run_chain, dataset, steps, stamp, position, folder, manifest)
@@ -303,19 +309,38 @@ def report(results: list[ChainResult],  # one per dataset
     return "\n".join(lines)
 
 # %% ../../notebooks/lib/07_runner.ipynb #c7fcd83a
+DAILY_ROWS = 100  # rows per dataset and day: a 7-day window of 700 rows lets PSI speak (drift.PSI_MIN_ROWS)
+ALERT_EXIT = 3  # the exit code of a run whose rounds raised monitoring alerts
+EXIT_CODES = f"""exit codes:
+  0  every stage ran and no monitoring alert was raised
+  1  a stage failed (its executed notebook is kept)
+  2  bad usage, missing settings, or an unknown run id
+  {ALERT_EXIT}  every stage ran, but the run's inference rounds raised monitoring alerts (printed;
+     --no-fail-on-alert exits 0 instead)"""
+
+
 def _stage_command(commands, name: str, help: str) -> None:
     "Add stage command `name` (run, daily, backfill) and its options to `commands`."
     from serverless_ml.datasets import DATASETS
 
-    command = commands.add_parser(name, help=help)
+    command = commands.add_parser(name, help=help, epilog=EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("--days", type=int, default=30, help="days of daily rows for run and backfill")
     command.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     command.add_argument("--now", help="pin the clock to this ISO time (UTC when no zone), like SML_NOW")
+    command.add_argument("--rows", type=int, default=DAILY_ROWS,
+                         help=f"new rows per dataset and day (default {DAILY_ROWS}: enough for drift to show, "
+                              "see the drift notebook)")
+    command.add_argument("--drift", type=float, default=0.0,
+                         help="0 to 1: shift the new rows so the model does worse, to watch monitoring catch it")
+    command.add_argument("--no-fail-on-alert", dest="fail_on_alert", action="store_false",
+                         help=f"exit 0, not {ALERT_EXIT}, when the run's rounds raised monitoring alerts")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `check`, `clean [--yes]`, `runs`, `show RUN`, `reproduce RUN`, `compare RUN OTHER`."
-    parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.")
+    parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     _stage_command(commands, "run", "feature + training + backfill of DAYS days")
     _stage_command(commands, "daily", "one daily + inference round")
@@ -338,6 +363,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     least = 0 if args.command == "run" else 1
     if args.command in COMMANDS and args.days < least:
         parser.error(f"--days {args.days} is too small for {args.command}: give {least} or more.")
+    if args.command in COMMANDS and args.rows < 1:
+        parser.error(f"--rows {args.rows} is too small: give 1 or more rows per day.")
+    if args.command in COMMANDS and not 0 <= args.drift <= 1:
+        parser.error(f"--drift {args.drift} is out of range: give a number from 0 (none) to 1 (the most).")
     if args.command in COMMANDS:
         args.datasets = list(dict.fromkeys(args.datasets))
     return args
@@ -367,12 +396,15 @@ def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"sml-run {args.command}: {', '.join(args.datasets)}; records in {folder}/", flush=True)
     results = []
     try:
-        results = run_all(args.command, args.datasets, args.days, folder.name, manifest=manifest, now=now)
+        results = run_all(args.command, args.datasets, args.days, folder.name, manifest=manifest, now=now,
+                          rows=args.rows, drift=args.drift)
     finally:
         manifest.finish(None if results else "interrupted")
         runs.write_index()
     print("\n" + report(results, folder.name, args.command), flush=True)
-    return 0 if all(result.ok for result in results) else 1
+    if not all(result.ok for result in results):
+        return 1
+    return alert_exit(run_alerts(results, folder.name), args.fail_on_alert)
 
 
 def list_runs(args: argparse.Namespace, argv: list[str]) -> int:
@@ -417,6 +449,36 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as error:  # an unknown or ambiguous run id: say which, no traceback
         print(error, file=sys.stderr)
         return 2
+
+# %% ../../notebooks/lib/07_runner.ipynb #962e9540
+def run_alerts(results: list[ChainResult],  # one per dataset
+               stamp: str,  # the run id the stages wrote their alerts under
+               ) -> dict:
+    "The alerts each dataset's inference round wrote under run id `stamp` (datasets whose inference ran)."
+    from serverless_ml.alerts import read_alerts
+    from serverless_ml.store import login
+
+    inferred = [r.dataset for r in results if any(p.name == STAGES["inference"] for p in r.executed)]
+    if not inferred:
+        return {}
+    fs = login().get_feature_store()
+    return {dataset: read_alerts(fs, dataset, stamp) for dataset in inferred}
+
+
+def alert_exit(found: dict,  # dataset -> its alerts (`run_alerts`)
+               fail_on_alert: bool = True,  # False: print the alerts, exit 0
+               ) -> int:
+    "Print the alerts; `ALERT_EXIT` when there are some and `fail_on_alert`, else 0."
+    from serverless_ml.alerts import alert_text
+
+    lines = [alert_text(dataset, alerts) for dataset, alerts in found.items() if len(alerts)]
+    if not lines:
+        return 0
+    print("\nMonitoring alerts raised by this run:\n" + "\n".join(lines), flush=True)
+    if not fail_on_alert:
+        return 0
+    print(f"Exit code {ALERT_EXIT}: monitoring raised alerts (see above); --no-fail-on-alert exits 0.", flush=True)
+    return ALERT_EXIT
 
 # %% ../../notebooks/lib/07_runner.ipynb #c3d0f002
 def reexecute(recorded: dict, scratch: Path) -> tuple[dict, Path]:

@@ -124,7 +124,8 @@ def _model_entry(model) -> dict:
 # %% ../../notebooks/lib/09_runs.ipynb #004c900d
 def _image_digests(dataset_api, dataset: str) -> dict[str, str]:
     "The SHA-256 of each uploaded monitoring picture of `dataset`, by file name."
-    from serverless_ml.pipelines import IMAGES, images_folder
+    from serverless_ml.monitoring import IMAGES
+    from serverless_ml.pipelines import images_folder
     found = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in IMAGES:

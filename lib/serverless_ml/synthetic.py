@@ -14,8 +14,9 @@ import pandas as pd
 from .datasets import IRIS, SPECS, TITANIC, load, spec
 
 # %% auto #0
-__all__ = ['ID_LOW', 'ID_HIGH', 'FITTERS', 'synthetic_ids', 'event_times', 'fit_iris', 'generate_iris', 'fit_titanic',
-           'generate_titanic', 'fitted_on_history', 'generate', 'synthetic_vs_real']
+__all__ = ['ID_LOW', 'ID_HIGH', 'IRIS_SHIFT', 'TITANIC_SHIFT', 'FITTERS', 'SHIFTS', 'synthetic_ids', 'event_times', 'fit_iris',
+           'generate_iris', 'fit_titanic', 'generate_titanic', 'check_drift', 'shift_iris', 'shift_titanic',
+           'fitted_on_history', 'generate', 'synthetic_vs_real']
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #d72326b1
 ID_LOW, ID_HIGH = 10**9, 2**62  # synthetic ids are drawn from [ID_LOW, ID_HIGH)
@@ -68,12 +69,10 @@ def _age_by_title(passengers: pd.DataFrame) -> dict:
             for title, g in passengers.groupby("title")}
 
 
-def _log_fare_per_person(passengers: pd.DataFrame) -> dict:
-    "Per class: mean and spread of log fare per person (paid fares), and the lowest and highest."
+def _fares_per_person(passengers: pd.DataFrame) -> dict:
+    "Per class: the fares per person paid (zero fares left out), to draw from."
     paid = passengers[passengers.fare_per_person > 0]
-    return {pclass: (np.log(g.fare_per_person).mean(), np.log(g.fare_per_person).std(ddof=0),
-                     g.fare_per_person.min(), g.fare_per_person.max())
-            for pclass, g in paid.groupby("pclass")}
+    return {pclass: g.fare_per_person.to_numpy() for pclass, g in paid.groupby("pclass")}
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #334a44fd
 def fit_titanic(history: pd.DataFrame) -> dict:
@@ -84,7 +83,7 @@ def fit_titanic(history: pd.DataFrame) -> dict:
             "who": _frequencies(passengers, ["pclass", "sex", "title", "embarked"]),
             "age": _age_by_title(passengers),
             "family": {key: _frequencies(g, ["sibsp", "parch"]) for key, g in passengers.groupby(["pclass", "title"])},
-            "fare": _log_fare_per_person(passengers)}
+            "fare": _fares_per_person(passengers)}
     groups = {key: _frequencies(g, ["ticket_group_size"]) for key, g in history.groupby(["pclass", "family_size"])}
     return {"rate": float(history.survived.mean()), "by_label": by_label, "groups": groups}
 
@@ -113,13 +112,14 @@ def _draw_within(frame: pd.DataFrame, keys: list[str], tables: dict, rng: np.ran
     return pd.concat(parts).loc[frame.index]
 
 
-def _draw_fares(fare: dict, pclass: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    "Fares per person from each class's log-normal, cut to the class's observed range."
+def _draw_fares(fare: dict, pclass: pd.Series, group_size: pd.Series, rng: np.random.Generator) -> np.ndarray:
+    "Fares per person drawn from the fares paid in each passenger's class, the ticket kept within the fare range."
     per_person = np.empty(len(pclass))
-    for klass, (mu, sigma, low, high) in fare.items():
+    for klass, paid in fare.items():
         rows = (pclass == klass).to_numpy()
-        per_person[rows] = np.clip(np.exp(rng.normal(mu, sigma, rows.sum())), low, high)
-    return per_person
+        per_person[rows] = rng.choice(paid, rows.sum())
+    most = np.floor(TITANIC.ranges["fare"][1] / group_size.to_numpy() * 1e4) / 1e4  # 4 decimals, rounded down
+    return np.minimum(np.round(per_person, 4), most)
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #13868a0f
 def _passengers_with_label(fitted: dict, label: int, rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -134,8 +134,8 @@ def _passengers_with_label(fitted: dict, label: int, rng: np.random.Generator, n
     group_fallback = pd.Series([1.0], index=pd.Index([1], name="ticket_group_size"))
     who["ticket_group_size"] = _draw_within(who, ["pclass", "family_size"], fitted["groups"], rng,
                                             group_fallback).ticket_group_size.astype("int64")
-    who["fare_per_person"] = np.round(_draw_fares(model["fare"], who.pclass, rng), 4)
-    who["fare"] = np.clip(who.fare_per_person * who.ticket_group_size, 0, TITANIC.ranges["fare"][1])
+    who["fare_per_person"] = _draw_fares(model["fare"], who.pclass, who.ticket_group_size, rng)
+    who["fare"] = who.fare_per_person * who.ticket_group_size
     return who.assign(survived=label)
 
 # %% ../../notebooks/lib/03_synthetic.ipynb #4ba4bdf5
@@ -147,8 +147,47 @@ def generate_titanic(fitted: dict, rng: np.random.Generator, n: int) -> pd.DataF
     order = rng.permutation(n)
     return pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
 
+# %% ../../notebooks/lib/03_synthetic.ipynb #b281a49a
+IRIS_SHIFT = {"petal_length": 2.0, "petal_width": 1.0}  # cm added to Versicolor's petals at drift=1
+TITANIC_SHIFT = {"to_third_class": 0.6, "years_older": 20.0, "oldest": 80.0}  # at drift=1
+
+
+def check_drift(drift) -> float:
+    "`drift` as a float from 0 to 1; anything else raises, naming it."
+    if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not 0.0 <= drift <= 1.0:
+        raise ValueError(f"drift={drift!r} is out of range: give a number from 0 (no drift) to 1 (the most), "
+                         "e.g. 0.6.")
+    return float(drift)
+
+
+def shift_iris(rows: pd.DataFrame, drift: float, rng: np.random.Generator, fitted: dict) -> pd.DataFrame:
+    "`rows` with Versicolor's petals larger by `drift` times `IRIS_SHIFT`, kept in the plausible ranges."
+    versicolor = rows.variety == "Versicolor"
+    for feature, grow in IRIS_SHIFT.items():
+        rows.loc[versicolor, feature] = np.clip(np.round(rows.loc[versicolor, feature] + drift * grow, 1),
+                                                *IRIS.ranges[feature])
+    return rows
+
+# %% ../../notebooks/lib/03_synthetic.ipynb #5a22b861
+def shift_titanic(rows: pd.DataFrame, drift: float, rng: np.random.Generator,
+                  fitted: dict,  # the generator's fit (`fit_titanic`), for the 3rd-class fares
+                  ) -> pd.DataFrame:
+    "`rows` with a `drift` share of 60% of 1st/2nd class moved to 3rd class and adults up to 20 years older."
+    moved = (rows.pclass < 3).to_numpy() & (rng.random(len(rows)) < drift * TITANIC_SHIFT["to_third_class"])
+    rows.loc[moved, "pclass"] = 3
+    for label in (0, 1):
+        mine = moved & (rows.survived == label).to_numpy()
+        rows.loc[mine, "fare_per_person"] = _draw_fares(fitted["by_label"][label]["fare"], rows.pclass[mine],
+                                                        rows.ticket_group_size[mine], rng)
+    rows["fare"] = rows.fare_per_person * rows.ticket_group_size
+    adult = (rows.age >= 18).to_numpy()
+    older = np.minimum(rows.age[adult] + drift * TITANIC_SHIFT["years_older"], TITANIC_SHIFT["oldest"])
+    rows.loc[adult, "age"] = np.maximum(rows.age[adult], older)
+    return rows
+
 # %% ../../notebooks/lib/03_synthetic.ipynb #137c3d79
 FITTERS = {"iris": (fit_iris, generate_iris), "titanic": (fit_titanic, generate_titanic)}
+SHIFTS = {"iris": shift_iris, "titanic": shift_titanic}
 
 
 @lru_cache(maxsize=len(SPECS))
@@ -158,7 +197,9 @@ def fitted_on_history(dataset: str) -> dict:
 
 
 def generate(dataset: str, n: int, seed: int | None = None, event_time=None,
-             history: pd.DataFrame | None = None) -> pd.DataFrame:
+             history: pd.DataFrame | None = None,
+             drift: float = 0.0,  # 0 to 1: shifts the rows so the model does worse (see above)
+             ) -> pd.DataFrame:
     "`n` synthetic rows of `dataset` with true labels, in exactly the `load` schema."
     spec_ = spec(dataset)
     if not isinstance(n, (int, np.integer)) or n < 0:
@@ -167,6 +208,8 @@ def generate(dataset: str, n: int, seed: int | None = None, event_time=None,
     fitted = fitted_on_history(dataset) if history is None else fit(history)
     rng = np.random.default_rng(seed)
     rows = draw(fitted, rng, n) if n else load(dataset).head(0)[[*spec_.features, spec_.label]]
+    if check_drift(drift) > 0 and n:
+        rows = SHIFTS[dataset](rows, drift, rng, fitted)
     rows.insert(0, spec_.primary_key[0], synthetic_ids(rng, n))
     rows.insert(1, "event_time", event_times(n, event_time))
     return rows[spec_.columns].astype(load(dataset).dtypes.to_dict()).reset_index(drop=True)

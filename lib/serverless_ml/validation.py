@@ -13,7 +13,7 @@ import pandera.pandas as pa
 
 # %% auto #0
 __all__ = ['POLICIES', 'fix_feature_name', 'fix_feature_names', 'ExpectationSuite', 'expectation_suite', 'suite_from_json',
-           'ValidationError', 'ValidationReport', 'validate', 'enforce']
+           'ValidationError', 'ValidationReport', 'validate', 'enforce', 'expectations', 'expectation_results']
 
 # %% ../../notebooks/lib/01a_validation.ipynb #01b39280
 def fix_feature_name(name: str) -> str:
@@ -126,3 +126,42 @@ def enforce(df: pd.DataFrame, suite: ExpectationSuite, what: str = "this insert"
                               "Fix these rows, or attach the suite with policy='ALWAYS' to insert and report.",
                               report)
     return report
+
+# %% ../../notebooks/lib/01a_validation.ipynb #b40a514a
+def expectations(schema: pa.DataFrameSchema) -> list[tuple[str, str]]:
+    "Every expectation of `schema` as `(column, check)`: presence, dtype, not null, unique, then its checks."
+    found = [("*", "column_in_schema")] if schema.strict else []
+    for name, column in schema.columns.items():
+        found += [(name, "column_in_dataframe"), (name, "dtype")]
+        found += [(name, "not_nullable")] if not column.nullable else []
+        found += [(name, "field_uniqueness")] if column.unique else []
+        found += [(name, str(check.error or check.name)) for check in column.checks]
+    return found
+
+
+def _failed_rows(cases: pd.DataFrame, rows: int) -> pd.Series:
+    "Per `(column, check)` of pandera's failure cases, the failing rows (all `rows` when not row by row)."
+    cases = cases.assign(check=cases["check"].astype(str).where(~cases["check"].astype(str).str.startswith("dtype("),
+                                                                "dtype"))
+    table = cases["schema_context"].eq("DataFrameSchema") & cases["check"].eq("column_in_dataframe")
+    cases.loc[table, "column"] = cases.loc[table, "failure_case"]  # a missing column fails on its own name
+    cases.loc[cases["schema_context"].eq("DataFrameSchema") & ~table, "column"] = "*"
+    counted = cases.groupby(["column", "check"])["index"].agg(lambda index: index.dropna().nunique() or rows)
+    return counted.astype("int64")
+
+# %% ../../notebooks/lib/01a_validation.ipynb #491a1458
+def expectation_results(dataset: str,  # iris or titanic: the expectations of its feature group
+                        rows: pd.DataFrame,  # the round's rows, in the feature group's schema
+                        ) -> pd.DataFrame:
+    "Per expectation of `dataset`'s feature group: `expectation`, `column`, `check`, `passed` and `failed` rows."
+    from serverless_ml.datasets import schema
+
+    schema_ = schema(dataset)
+    report = validate(rows, expectation_suite(schema_))
+    failed = _failed_rows(report.failure_cases, len(rows)) if not report.success else pd.Series(dtype="int64")
+    table = pd.DataFrame(expectations(schema_), columns=["column", "check"])
+    keys = pd.MultiIndex.from_frame(table[["column", "check"]])
+    table["failed"] = failed.reindex(keys, fill_value=0).to_numpy(dtype="int64") if len(failed) else 0
+    table["passed"] = len(rows) - table["failed"]
+    table.insert(0, "expectation", table.column + ": " + table.check)
+    return table[["expectation", "column", "check", "passed", "failed"]]

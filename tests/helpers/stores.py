@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serverless_ml import datasets, models, pipelines
+from serverless_ml import datasets, models, monitoring, params, pipelines
 from serverless_ml.store import login
 
 STORE_VARIABLES = ("SML_HOME", "SML_OUTPUTS", "SML_BACKEND")
@@ -32,14 +32,9 @@ def train(project, dataset: str) -> None:
 
 def daily_and_inference(project, dataset: str, n_days: int, seed: int) -> pd.DataFrame:
     "The daily and batch-inference stages, as notebooks 3 and 4 run them; returns the new predictions."
-    times = pipelines.check_days(n_days, None)  # one row a day, the last one now
-    pipelines.add_daily_rows(project, dataset, pipelines.daily_rows(dataset, 1, times, seed))
-    model, registered = pipelines.load_model(project.get_model_registry(), dataset)
-    state = pipelines.monitoring_state(project, dataset)
-    rows, uncounted = pipelines.rows_to_predict(project, dataset, state)
-    predictions = pipelines.predict_rows(dataset, model, registered.version, rows)
-    pipelines.log_predictions(project, dataset, predictions, rows, state, uncounted)
-    return predictions
+    times = params.check_days(n_days, None)  # one row a day, the last one now
+    monitoring.add_daily_rows(project, dataset, pipelines.daily_rows(dataset, 1, times, seed))
+    return monitoring.predict_new_rows(project, dataset).predictions
 
 
 def store_env(root: Path) -> dict:
