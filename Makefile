@@ -15,7 +15,7 @@ PORT ?= 8866
 BASE_URL ?= /
 DAYS ?= 30
 DATASETS ?= iris titanic
-# new rows per dataset and day (sml-run's default: enough for drift to show in a 7-day window)
+# new rows per dataset and day: 700 in a 7-day window, enough for drift's PSI to mean something (sml-run alone: 1)
 ROWS ?= 100
 # 0 to 1: shift the new rows so the model does worse (make daily DRIFT=0.6), to watch monitoring catch it
 DRIFT ?= 0

@@ -32,11 +32,11 @@ from . import runs
 from .config import backend_name, namespace, new_run_dir, project_root, run_dir, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'DAILY_ROWS', 'ALERT_EXIT', 'EXIT_CODES', 'notebook_path', 'Step',
-           'daily_seed', 'plan', 'warm_html_exporter', 'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets',
-           'execute', 'ChainResult', 'failure_message', 'stage_parameters', 'failure_record', 'run_chain',
-           'stage_environment', 'run_all', 'report', 'parse_args', 'preflight', 'run_stages', 'list_runs', 'show_run',
-           'compare_two', 'check_or_clean', 'main', 'run_alerts', 'alert_exit', 'reexecute', 'reproduce_run']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'ALERT_EXIT', 'EXIT_CODES', 'notebook_path', 'Step', 'daily_seed', 'plan',
+           'warm_html_exporter', 'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute',
+           'ChainResult', 'failure_message', 'stage_parameters', 'failure_record', 'run_chain', 'stage_environment',
+           'run_all', 'report', 'parse_args', 'preflight', 'run_stages', 'list_runs', 'show_run', 'compare_two',
+           'check_or_clean', 'main', 'run_alerts', 'alert_exit', 'reexecute', 'reproduce_run']
 
 # %% ../../notebooks/lib/07_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -309,7 +309,6 @@ def report(results: list[ChainResult],  # one per dataset
     return "\n".join(lines)
 
 # %% ../../notebooks/lib/07_runner.ipynb #c7fcd83a
-DAILY_ROWS = 100  # rows per dataset and day: a 7-day window of 700 rows lets PSI speak (drift.PSI_MIN_ROWS)
 ALERT_EXIT = 3  # the exit code of a run whose rounds raised monitoring alerts
 EXIT_CODES = f"""exit codes:
   0  every stage ran and no monitoring alert was raised
@@ -328,9 +327,9 @@ def _stage_command(commands, name: str, help: str) -> None:
     command.add_argument("--days", type=int, default=30, help="days of daily rows for run and backfill")
     command.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     command.add_argument("--now", help="pin the clock to this ISO time (UTC when no zone), like SML_NOW")
-    command.add_argument("--rows", type=int, default=DAILY_ROWS,
-                         help=f"new rows per dataset and day (default {DAILY_ROWS}: enough for drift to show, "
-                              "see the drift notebook)")
+    command.add_argument("--rows", type=int, default=None,
+                         help="new rows per dataset and day (default: the daily notebook's, 1; `make` passes "
+                              "ROWS=100, enough for a 7-day window's PSI to mean something: see the drift notebook)")
     command.add_argument("--drift", type=float, default=0.0,
                          help="0 to 1: shift the new rows so the model does worse, to watch monitoring catch it")
     command.add_argument("--no-fail-on-alert", dest="fail_on_alert", action="store_false",
@@ -363,7 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     least = 0 if args.command == "run" else 1
     if args.command in COMMANDS and args.days < least:
         parser.error(f"--days {args.days} is too small for {args.command}: give {least} or more.")
-    if args.command in COMMANDS and args.rows < 1:
+    if args.command in COMMANDS and args.rows is not None and args.rows < 1:
         parser.error(f"--rows {args.rows} is too small: give 1 or more rows per day.")
     if args.command in COMMANDS and not 0 <= args.drift <= 1:
         parser.error(f"--drift {args.drift} is out of range: give a number from 0 (none) to 1 (the most).")
