@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from . import alerts, drift, models, pictures, validation
 from .config import lock_timeout, namespaced, store_home, to_utc, utc_column, utc_now
 from .datasets import HISTORICAL_TIME, schema, spec
-from .local_registry import LocalDatasetApi, local_resource
+from .dataset_api import LocalDatasetApi, local_resource
 from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
 from .store import WRITE_PATH, check_existing, put_file, read_since
