@@ -222,7 +222,7 @@ def drifted_round(project, dataset: str, rows: int, seed: int):
     return monitoring.predict_new_rows(project, dataset)
 
 
-def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, store_env, tmp_path):
+def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, store_env, shot):
     page = dashboard
     done = in_store(store_env, drifted_round, "titanic", 400, 21)
     assert (done.alerts.kind == "drift").any(), done.alerts  # the round itself raised it
@@ -236,9 +236,4 @@ def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(
     assert f"{feature} drifted: PSI" in alerts.inner_text()
     page.locator("h3:visible", has_text="Data quality: failed expectations").wait_for()
     no_traceback(page)
-    saved = shot(page, "dashboard_drift")
-    (tmp_path / saved.name).write_bytes(saved.read_bytes())
-    if os.environ.get("SML_SCREENSHOTS"):
-        folder = Path(os.environ["SML_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / saved.name).write_bytes(saved.read_bytes())
+    shot(page, "dashboard_drift")

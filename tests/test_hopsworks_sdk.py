@@ -25,7 +25,7 @@ from hsfs.core import kafka_engine
 from hsfs.engine import python as python_engine
 from hsml import model_registry
 
-from serverless_ml import hopsworks_store, models, monitoring, pipelines, store
+from serverless_ml import drift, hopsworks_store, models, monitoring, pipelines, store
 from serverless_ml.datasets import load
 
 PROJECT_ID = 119
@@ -241,7 +241,8 @@ def test_a_registered_model_carries_schema_example_lineage_and_a_skops_file(clus
     assert [c["name"] for c in body["modelSchema"]["input_schema"]["columnar_schema"]] == list(X.columns)
     assert [c["name"] for c in body["modelSchema"]["output_schema"]["columnar_schema"]] == ["variety"]
     assert body["inputExample"] and body["description"].startswith("iris: ")
-    assert saved["files"] == sorted([models.MODEL_FILE, models.MANIFEST_FILE, "confusion_matrix.png"])
+    assert saved["files"] == sorted([models.MODEL_FILE, models.MANIFEST_FILE, "confusion_matrix.png",
+                                     drift.REFERENCE_FILE, pipelines.TRAINING_RECORD])
     assert not any(name.endswith((".pkl", ".joblib")) for name in saved["files"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import use_local_store
-from test_apps import train
+from helpers.stores import train
 
 from serverless_ml import models_page, pipelines, runs
 from serverless_ml.store import login

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 from conftest import use_local_store
 from helpers import voila
-from test_apps import train
+from helpers.stores import train
 
 from serverless_ml import apps
 from serverless_ml.store import login

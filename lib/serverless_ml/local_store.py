@@ -5,11 +5,13 @@
 # %% ../../notebooks/lib/01b_local_store.ipynb #707a4104
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import re
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -31,10 +33,10 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
 
 # %% auto #0
 __all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'TIME_TRAVEL_FORMATS', 'StoreBusyError',
-           'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'staging_tag', 'is_stale',
-           'remove_stale', 'damaged', 'connect', 'transaction', 'table_name', 'quoted', 'type_kind', 'can_store',
-           'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery', 'LocalFeatureView',
-           'keyed_test_mask', 'LocalFeatureStore']
+           'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock',
+           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'transaction', 'table_name', 'quoted',
+           'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery',
+           'LocalFeatureView', 'keyed_test_mask', 'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
@@ -103,6 +105,42 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                     "Stop the process holding it or raise SML_LOCK_TIMEOUT (seconds).") from error
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.1)
+
+# %% ../../notebooks/lib/01b_local_store.ipynb #299285de
+_held = threading.local()  # how deep this thread is in store connections: only the outermost locks
+
+def lock_file(path: Path) -> Path:
+    "The file beside store file `path` that connections lock, shared to read and exclusive to write."
+    return path.with_name(path.name + ".lock")
+
+def _flock(handle: int, path: Path, read_only: bool) -> None:
+    "Lock `handle` (shared or exclusive), retrying with backoff until `SML_LOCK_TIMEOUT`."
+    timeout, mode = lock_timeout(), fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
+    deadline, delay = time.monotonic() + timeout, 0.005
+    while True:
+        try:
+            return fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() + delay > deadline:
+                raise StoreBusyError(f"The store file {path} stayed locked by another process for {timeout:g} s. "
+                                     "Stop the process holding it or raise SML_LOCK_TIMEOUT (seconds).") from None
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.1)
+
+@contextmanager
+def store_lock(path: Path, read_only: bool):
+    "Hold the lock of store file `path` for one connection; a nested connection in this thread shares it."
+    depth = getattr(_held, "depth", 0)
+    handle = None if depth else os.open(lock_file(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if handle is not None:
+            _flock(handle, path, read_only)
+        _held.depth = depth + 1
+        yield
+    finally:
+        _held.depth = depth
+        if handle is not None:
+            os.close(handle)  # closing the file releases its lock
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #57a5621a
 STALE_AFTER = 24 * 3600  # seconds after which a staging entry is stale even when a process has its pid
@@ -246,7 +284,7 @@ def connect(read_only: bool = False):
     if new:
         path.parent.mkdir(parents=True, exist_ok=True)
         read_only = False
-    with _naming_damage(path):
+    with store_lock(path, read_only), _naming_damage(path):
         con = _open(path, read_only)
         try:
             opened = _prepare(con, new, read_only)
