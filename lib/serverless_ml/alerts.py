@@ -15,7 +15,7 @@ import pandas as pd
 from .config import namespaced
 from .datasets import spec
 from .drift import PSI_MIN_ROWS, current_run_id, round_id
-from .store import WRITE_PATH, check_existing
+from .store import insert_rows, our_group
 
 # %% auto #0
 __all__ = ['ACCURACY_FLOORS', 'ALERT_VARIABLES', 'ALERT_COLUMNS', 'ALERTS_VERSION', 'ALERTS_KEY', 'STORED_ALERT_COLUMNS',
@@ -146,23 +146,13 @@ def alert_rows(alerts: pd.DataFrame,  # from `evaluate`
 # %% ../../notebooks/lib/06c_alerts.ipynb #1a554a11
 def alerts_group(fs, dataset: str):
     "The feature group `<dataset>_alerts` v1: one row per alert, with its round's time and run id."
-    name = alerts_name(dataset)
-    check_existing(fs.get_feature_group(name, version=ALERTS_VERSION), "feature group", STORED_ALERT_COLUMNS,
-                   ALERTS_KEY, "round_time")
-    return fs.get_or_create_feature_group(
-        name=name, version=ALERTS_VERSION, primary_key=ALERTS_KEY, event_time="round_time",
-        description=f"{dataset} monitoring alerts: drift, accuracy and data quality, per round and run",
-        online_enabled=False, **WRITE_PATH)
+    return our_group(fs, alerts_name(dataset), ALERTS_VERSION, STORED_ALERT_COLUMNS, ALERTS_KEY, "round_time",
+                     f"{dataset} monitoring alerts: drift, accuracy and data quality, per round and run")
 
 
 def write_alerts(fs, dataset: str, alerts: pd.DataFrame) -> int:
     "Insert the rows of `alert_rows` into `<dataset>_alerts` (nothing when there are none)."
-    missing = [column for column in STORED_ALERT_COLUMNS if column not in alerts]
-    if missing:
-        raise ValueError(f"The alert rows lack {missing}: build them with alert_rows(...).")
-    if len(alerts):
-        alerts_group(fs, dataset).insert(alerts[STORED_ALERT_COLUMNS], wait=True)
-    return len(alerts)
+    return insert_rows(alerts_group(fs, dataset), alerts, STORED_ALERT_COLUMNS, "alert_rows(...)")
 
 
 def read_alerts(fs, dataset: str, run_id: str | None = None) -> pd.DataFrame:

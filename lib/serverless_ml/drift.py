@@ -16,7 +16,7 @@ from scipy import stats
 
 from .config import namespaced
 from .datasets import spec
-from .store import WRITE_PATH, check_existing
+from .store import insert_rows, our_group
 
 # %% auto #0
 __all__ = ['SAMPLE_SIZE', 'BIN_QUANTILES', 'REFERENCE_FILE', 'PSI_EPSILON', 'PSI_MIN_ROWS', 'WINDOWS', 'DRIFT_VERSION',
@@ -281,19 +281,10 @@ def drift_rows(measured: pd.DataFrame,  # from `measure_windows`
 
 def drift_group(fs, dataset: str):
     "The feature group `<dataset>_drift` v1: one row per round, window and feature."
-    name = drift_name(dataset)
-    check_existing(fs.get_feature_group(name, version=DRIFT_VERSION), "feature group", DRIFT_COLUMNS,
-                   DRIFT_KEY, "round_time")
-    return fs.get_or_create_feature_group(
-        name=name, version=DRIFT_VERSION, primary_key=DRIFT_KEY, event_time="round_time",
-        description=f"{dataset} feature drift per inference round, window and feature: PSI, KS/chi-square test",
-        online_enabled=False, **WRITE_PATH)
+    return our_group(fs, drift_name(dataset), DRIFT_VERSION, DRIFT_COLUMNS, DRIFT_KEY, "round_time",
+                     f"{dataset} feature drift per inference round, window and feature: PSI, KS/chi-square test")
 
 
 def write_drift(fs, dataset: str, frame: pd.DataFrame) -> int:
     "Insert the rows of `drift_rows` into `<dataset>_drift`, waiting until they are readable."
-    missing = [column for column in DRIFT_COLUMNS if column not in frame]
-    if missing:
-        raise ValueError(f"The drift rows lack {missing}: build them with drift_rows(...).")
-    drift_group(fs, dataset).insert(frame[DRIFT_COLUMNS], wait=True)
-    return len(frame)
+    return insert_rows(drift_group(fs, dataset), frame, DRIFT_COLUMNS, "drift_rows(...)")

@@ -25,7 +25,7 @@ from .datasets import HISTORICAL_TIME, schema, spec
 from .dataset_api import LocalDatasetApi, local_resource
 from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
-from .store import WRITE_PATH, check_existing, put_file, read_since
+from .store import WRITE_PATH, check_existing, our_group, put_file, read_since
 
 # %% auto #0
 __all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'QUALITY_VERSION',
@@ -163,13 +163,8 @@ PREDICTION_COLUMNS = ["id", "event_time", "prediction", "outcome", "model_versio
 
 def predictions_group(fs, dataset: str):
     "The feature group `<dataset>_predictions` v1 logging every prediction with its true outcome."
-    name = predictions_name(dataset)
-    check_existing(fs.get_feature_group(name, version=PREDICTIONS_VERSION), "feature group", PREDICTION_COLUMNS,
-                   ["id"], "event_time")
-    return fs.get_or_create_feature_group(
-        name=name, version=PREDICTIONS_VERSION, primary_key=["id"], event_time="event_time",
-        description=f"{dataset} batch predictions: id, event time, prediction, true outcome, model version",
-        online_enabled=False, **WRITE_PATH)
+    return our_group(fs, predictions_name(dataset), PREDICTIONS_VERSION, PREDICTION_COLUMNS, ["id"], "event_time",
+                     f"{dataset} batch predictions: id, event time, prediction, true outcome, model version")
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #82630508
 def _window_start(state: dict) -> pd.Timestamp:
@@ -520,13 +515,8 @@ def quality_name(dataset: str) -> str:
 
 def quality_group(fs, dataset: str):
     "The feature group `<dataset>_quality` v1: per round and expectation, the rows that passed and failed."
-    name = quality_name(dataset)
-    check_existing(fs.get_feature_group(name, version=QUALITY_VERSION), "feature group", QUALITY_COLUMNS,
-                   QUALITY_KEY, "round_time")
-    return fs.get_or_create_feature_group(
-        name=name, version=QUALITY_VERSION, primary_key=QUALITY_KEY, event_time="round_time",
-        description=f"{dataset} data quality per inference round: each expectation's passed and failed rows",
-        online_enabled=False, **WRITE_PATH)
+    return our_group(fs, quality_name(dataset), QUALITY_VERSION, QUALITY_COLUMNS, QUALITY_KEY, "round_time",
+                     f"{dataset} data quality per inference round: each expectation's passed and failed rows")
 
 
 def quality_rows(results: pd.DataFrame,  # from `validation.expectation_results`

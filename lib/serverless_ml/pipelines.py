@@ -19,7 +19,7 @@ from .dataset_api import LocalDatasetApi, local_resource
 from .datasets import DATASETS, HISTORICAL_TIME, check_source_url, load, schema, spec
 from .local_registry import ModelSchema, Schema
 from .local_store import keyed_test_mask
-from .store import (WRITE_PATH, SchemaMismatchError, check_existing, expectation_suite, put_file,
+from .store import (WRITE_PATH, SchemaMismatchError, check_existing, expectation_suite, our_group, put_file,
                                  read_since)
 
 # %% auto #0
@@ -67,13 +67,10 @@ def state_folder(dataset: str) -> str:
 # %% ../../notebooks/lib/06_pipelines.ipynb #9027fd10
 def feature_group(fs, dataset: str):
     "The feature group `<dataset>` v1 (created at its first insert, HUDI via Kafka), validated STRICT on every insert."
-    spec_, name = spec(dataset), group_name(dataset)
-    check_existing(fs.get_feature_group(name, version=FEATURE_GROUP_VERSION), "feature group",
-                   list(schema(dataset).columns), spec_.primary_key, spec_.event_time)
-    return fs.get_or_create_feature_group(
-        name=name, version=FEATURE_GROUP_VERSION, description=spec_.description,
-        primary_key=spec_.primary_key, event_time=spec_.event_time, online_enabled=False,
-        expectation_suite=expectation_suite(schema(dataset), policy="STRICT"), **WRITE_PATH)
+    spec_ = spec(dataset)
+    return our_group(fs, group_name(dataset), FEATURE_GROUP_VERSION, list(schema(dataset).columns),
+                     spec_.primary_key, spec_.event_time, spec_.description,
+                     expectation_suite=expectation_suite(schema(dataset), policy="STRICT"))
 
 # %% ../../notebooks/lib/06_pipelines.ipynb #0236b2cc
 def upsert(feature_group, rows: pd.DataFrame) -> int:

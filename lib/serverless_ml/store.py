@@ -25,7 +25,7 @@ from .validation import ExpectationSuite, ValidationError, ValidationReport, exp
 
 # %% auto #0
 __all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing',
-           'ensure_folder', 'put_file']
+           'our_group', 'insert_rows', 'ensure_folder', 'put_file']
 
 # %% ../../notebooks/lib/01_store.ipynb #8984e727
 class LocalProject:
@@ -95,6 +95,25 @@ def check_existing(existing,  # a feature group or view, or None when absent
             "same names). Either set SML_NAMESPACE (e.g. SML_NAMESPACE=alice) to give this project's objects their "
             "own names, or delete them with `sml-run clean` (it lists what it would delete; add --yes to delete).")
     return existing
+
+# %% ../../notebooks/lib/01_store.ipynb #b7eb3749
+def our_group(fs, name: str, version: int,
+              columns: list[str],  # the group's columns, checked against an existing group
+              primary_key: list[str], event_time: str, description: str, **options):
+    "Feature group `name` v`version`, made on `WRITE_PATH` when absent, refused when it exists with another schema."
+    check_existing(fs.get_feature_group(name, version=version), "feature group", columns, primary_key, event_time)
+    return fs.get_or_create_feature_group(name=name, version=version, description=description,
+                                          primary_key=primary_key, event_time=event_time, online_enabled=False,
+                                          **options, **WRITE_PATH)
+
+def insert_rows(group, rows: pd.DataFrame, columns: list[str], built_by: str) -> int:
+    "Insert `rows[columns]` into `group`, waiting until they are readable; rows lacking a column are refused."
+    missing = [column for column in columns if column not in rows]
+    if missing:
+        raise ValueError(f"The rows for {group.name} lack {missing}: build them with {built_by}.")
+    if len(rows):
+        group.insert(rows[columns], wait=True)
+    return len(rows)
 
 # %% ../../notebooks/lib/01_store.ipynb #c0cd4b61
 def ensure_folder(dataset_api, folder: str) -> str:
