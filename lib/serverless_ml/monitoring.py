@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from . import alerts, drift, models, pictures, validation
 from .config import lock_timeout, namespaced, store_home, to_utc, utc_column, utc_now
 from .datasets import HISTORICAL_TIME, schema, spec
-from .local_registry import LocalDatasetApi, local_resource
+from .dataset_api import LocalDatasetApi, local_resource
 from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
 from .store import WRITE_PATH, check_existing, put_file, read_since
@@ -570,12 +570,6 @@ class Watch:
     alerts: pd.DataFrame  # `alerts.evaluate`: kind, feature, time_window, value, threshold, message
 
 
-def _stored_dtypes(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
-    "`rows` read back from the store with the event time in the schema's unit (stores return us, the schema says ns)."
-    column = spec(dataset).event_time
-    return rows.assign(**{column: rows[column].astype(str(schema(dataset).columns[column].dtype))})
-
-
 def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, state: dict, model_version: int,
                 now: pd.Timestamp,
                 predictions: pd.DataFrame | None = None,  # this round's predictions
@@ -583,7 +577,7 @@ def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, stat
     "Measure the round's drift and data quality, evaluate the alerts, and write all three to their groups."
     fs, limits = project.get_feature_store(), alerts.thresholds()
     measured = drift.measure_windows(dataset, reference, rows, recent_rows(project, dataset, now), now, limits.min_rows)
-    quality = validation.expectation_results(dataset, _stored_dtypes(dataset, rows))
+    quality = validation.expectation_results(dataset, rows)
     found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window, predictions),
                             quality, limits)
     drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))
