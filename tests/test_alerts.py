@@ -70,3 +70,19 @@ def test_threshold_variables_override_the_defaults(monkeypatch):
     monkeypatch.setenv("SML_ALERT_ACCURACY_WINDOW", "20")
     monkeypatch.setenv("SML_ALERT_PSI", "0.5")
     assert (alerts.thresholds().accuracy_window, alerts.thresholds().psi) == (20, 0.5)
+
+
+def test_two_failed_expectations_on_one_column_are_two_stored_alerts(sml_home):
+    import pandas as pd
+
+    from serverless_ml.store import login
+    from serverless_ml.synthetic import generate
+    from serverless_ml.validation import expectation_results
+    now = pd.Timestamp("2026-11-30T12:00", tz="UTC")
+    rows = generate("iris", 3, seed=2, event_time=now).assign(sepal_length=[float("nan"), 42.0, 5.0])
+    found = alerts.evaluate("iris", quality=expectation_results("iris", rows))  # not null, and in range: both fail
+    fs = login("local").get_feature_store()
+    alerts.write_alerts(fs, "iris", alerts.alert_rows(found, now, run_id="run-a"))
+    stored = alerts.read_alerts(fs, "iris", "run-a")
+    assert sorted(stored.rule) == ["in_range(3.0, 9.0)", "not_nullable"]
+    assert set(stored.feature) == {"sepal_length"}

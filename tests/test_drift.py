@@ -1,7 +1,7 @@
 """Honest statistics: do the default thresholds stay quiet on undrifted daily rounds and ring on drifted ones?
 
 A simulation of the monitoring rounds, with the library functions the inference stage calls
-(`drift.measure_windows`, `alerts.evaluate`, `validation.expectation_results`) and no notebook:
+(`drift.day_counts`, `drift.add_days`, `drift.measure_windows`, `alerts.evaluate`, `validation.expectation_results`) and no notebook:
 the model and the reference statistics come from the historical training split, as stage 2 makes
 them; each simulated day adds `rows` undrifted (or drifted) synthetic rows, predicts them and
 evaluates the round like stage 4."""
@@ -45,11 +45,14 @@ def alert_days(trained, rows: int, frames: list[pd.DataFrame], from_day: int = 0
     everything = pd.concat(frames, ignore_index=True)
     everything["prediction"] = models.predict(dataset, model, everything)
     predictions = everything.rename(columns={spec(dataset).label: "outcome"})
-    raised = {}
-    for day in range(from_day, int(everything.day.max()) + 1):
+    raised, kept = {}, None
+    for day in range(int(everything.day.max()) + 1):  # every round keeps its counts, as stage 4 does
         now = START + pd.Timedelta(days=day)
-        seen = everything[everything.day <= day]
-        windows = drift.measure_windows(dataset, reference, seen[seen.day == day], seen[seen.day > day - 30], now)
+        counts = drift.day_counts(dataset, reference, everything[everything.day == day])
+        kept = drift.add_days(kept, counts, now)
+        if day < from_day:
+            continue
+        windows = drift.measure_windows(reference, counts, kept, now)
         found = alerts.evaluate(dataset, windows, predictions[predictions.day <= day], limits=alerts.Thresholds())
         if len(found):
             raised[day] = found

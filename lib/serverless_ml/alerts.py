@@ -67,14 +67,14 @@ def thresholds() -> Thresholds:
     return Thresholds(**{name: value for name, value in given.items() if value is not None})
 
 # %% ../../notebooks/lib/06c_alerts.ipynb #813a51fe
-ALERT_COLUMNS = ["kind", "feature", "time_window", "value", "threshold", "message"]
+ALERT_COLUMNS = ["kind", "feature", "rule", "time_window", "value", "threshold", "message"]  # rule: a quality check
 
 
 def _drift_alerts(drift: pd.DataFrame, limits: Thresholds) -> list[dict]:
     "One alert per feature and window whose PSI is above the threshold, from enough rows."
     window = drift["time_window"] if "time_window" in drift else pd.Series("round", index=drift.index)
     high = drift[(drift["psi"] > limits.psi) & (drift["n"] >= limits.min_rows)]
-    return [{"kind": "drift", "feature": row.feature, "time_window": window[index], "value": float(row.psi),
+    return [{"kind": "drift", "feature": row.feature, "rule": "", "time_window": window[index], "value": float(row.psi),
              "threshold": limits.psi, "message": f"{row.feature} drifted: PSI {row.psi:.2f} over the "
              f"{window[index]} window ({row.n:,} rows), above {limits.psi:g}"} for index, row in high.iterrows()]
 
@@ -87,7 +87,7 @@ def _accuracy_alerts(dataset: str, predictions: pd.DataFrame, limits: Thresholds
     accuracy, floor = float((last["prediction"].to_numpy() == last["outcome"].to_numpy()).mean()), limits.floor(dataset)
     if accuracy >= floor:
         return []
-    return [{"kind": "accuracy", "feature": "", "time_window": f"last {limits.accuracy_window}", "value": accuracy,
+    return [{"kind": "accuracy", "feature": "", "rule": "", "time_window": f"last {limits.accuracy_window}", "value": accuracy,
              "threshold": floor, "message": f"accuracy {accuracy:.2f} over the last {limits.accuracy_window} "
              f"predictions, below {floor:g}"}]
 
@@ -95,7 +95,7 @@ def _accuracy_alerts(dataset: str, predictions: pd.DataFrame, limits: Thresholds
 def _quality_alerts(quality: pd.DataFrame) -> list[dict]:
     "One alert per expectation that failed on any row of the round."
     failed = quality[quality["failed"] > 0]
-    return [{"kind": "quality", "feature": row.column, "time_window": "round", "value": float(row.failed),
+    return [{"kind": "quality", "feature": row.column, "rule": row.check, "time_window": "round", "value": float(row.failed),
              "threshold": 0.0, "message": f"expectation {row.expectation} failed on {row.failed:,} of "
              f"{row.passed + row.failed:,} rows"} for row in failed.itertuples()]
 
@@ -132,16 +132,18 @@ def alerts_name(dataset: str) -> str:
     return namespaced(f"{spec(dataset).name}_alerts")
 
 
-def alert_rows(alerts: pd.DataFrame,  # from `evaluate`
+def alert_rows(alerts: pd.DataFrame,  # from `evaluate` (a frame without `rule` gets an empty one)
                round_time,  # the round's time (UTC)
                run_id: str | None = None,  # the run's id; `current_run_id()` when None
                ) -> pd.DataFrame:
     "The alerts of one round in `STORED_ALERT_COLUMNS`, ready for `write_alerts`."
     stamp = pd.Timestamp(round_time).tz_convert("UTC").floor("us")
-    frame = alerts.assign(round_time=stamp, run_id=current_run_id() if run_id is None else run_id)
-    frame["alert_id"] = round_id(stamp) + "/" + frame.kind + "/" + frame.feature + "/" + frame.time_window
+    frame = alerts.assign(round_time=stamp, run_id=current_run_id() if run_id is None else run_id,
+                          rule=alerts["rule"].fillna("") if "rule" in alerts else "")
+    parts = [round_id(stamp), frame.kind, frame.feature, frame.time_window, frame.rule]  # rule: quality alerts apart
+    frame["alert_id"] = (parts[0] + "/" + parts[1] + "/" + parts[2] + "/" + parts[3] + "/" + parts[4]).str.rstrip("/")
     frame["round_time"] = frame["round_time"].astype("datetime64[us, UTC]")
-    return frame[STORED_ALERT_COLUMNS].astype({column: "object" for column in ("run_id", "feature")}).reset_index(drop=True)
+    return frame[STORED_ALERT_COLUMNS].astype({column: "object" for column in ("run_id", "feature", "rule")}).reset_index(drop=True)
 
 # %% ../../notebooks/lib/06c_alerts.ipynb #1a554a11
 def alerts_group(fs, dataset: str):

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import namespaced
+from .config import namespaced, utc_column
 from .datasets import spec
 from .store import insert_rows, our_group
 
 # %% auto #0
 __all__ = ['SAMPLE_SIZE', 'BIN_QUANTILES', 'REFERENCE_FILE', 'PSI_EPSILON', 'PSI_MIN_ROWS', 'WINDOWS', 'DRIFT_VERSION',
            'DRIFT_KEY', 'DRIFT_COLUMNS', 'feature_kinds', 'reference_statistics', 'write_reference', 'read_reference',
-           'psi', 'measure', 'window_rows', 'measure_windows', 'drift_name', 'current_run_id', 'round_id', 'drift_rows',
+           'psi', 'feature_counts', 'measure_counts', 'measure', 'DayCounts', 'day_counts', 'add_days', 'window_counts',
+           'measure_windows', 'write_days', 'read_days', 'drift_name', 'current_run_id', 'round_id', 'drift_rows',
            'drift_group', 'write_drift']
 
 # %% ../../notebooks/lib/06b_drift.ipynb #43129b56
@@ -127,12 +129,15 @@ def psi(reference_shares: np.ndarray, new_shares: np.ndarray) -> float:
     return float(np.sum((new - ref) * np.log(new / ref)))
 
 # %% ../../notebooks/lib/06b_drift.ipynb #e3de81a4
-def _grid_counts(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    "Per grid point, how many known `values` lie below it and at or below it; and how many are missing."
-    ordered = np.sort(values)  # NaN sorts last
-    known = int(np.searchsorted(ordered, np.inf, side="right"))
-    ordered = ordered[:known]
-    return np.searchsorted(ordered, grid, side="left"), np.searchsorted(ordered, grid, side="right"), values.size - known
+def _number_cells(prepared: dict, values: np.ndarray) -> np.ndarray:
+    "Each value's cell: 2i below grid point i (above point i-1), 2i+1 on point i, 2*points+1 missing."
+    grid = prepared["grid"]
+    places = np.searchsorted(grid, values, side="left")  # NaN goes past the end
+    on_point = places < grid.size
+    on_point[on_point] = grid[places[on_point]] == values[on_point]
+    cells = 2 * places + on_point
+    cells[np.isnan(values)] = 2 * grid.size + 1
+    return cells
 
 
 def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) -> tuple[float, int]:
@@ -142,6 +147,7 @@ def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) 
     gaps = [below / known - prepared["reference_below"], at_or_below / known - prepared["reference_at_or_below"]]
     effective = round(known * prepared["known"] / (known + prepared["known"]))
     return float(np.max(np.abs(gaps))), max(effective, 1)
+
 
 def _p_values(found: list[dict]) -> np.ndarray:
     "The p-value of each feature's test (`kstwo` for ks, `chi2` for chi2), one vectorised scipy call per test."
@@ -158,91 +164,184 @@ def _prepare_number(reference: dict) -> dict:
     "The arrays measuring against a number reference needs: the grid, the reference's CDF on it, the edges' places."
     sample, edges = np.asarray(reference["sample"], dtype="float64"), np.asarray(reference["edges"], dtype="float64")
     grid = np.union1d(sample, edges)
-    return {"grid": grid, "edge_places": np.searchsorted(grid, edges),
+    return {"grid": grid, "edge_places": np.searchsorted(grid, edges), "cells": 2 * grid.size + 2,
             "reference_below": np.searchsorted(sample, grid, side="left") / sample.size,
             "reference_at_or_below": np.searchsorted(sample, grid, side="right") / sample.size,
             "known": round(reference["n"] * (1 - reference["shares"][-1])), "shares": np.asarray(reference["shares"])}
 
 
-def _measure_number(reference: dict, column: pd.Series) -> dict:
-    "PSI over the reference bins (missing last) and the KS test of one number column."
-    prepared, values = _prepared(reference), _numbers(column)
-    below, at_or_below, missing = _grid_counts(prepared["grid"], values)
-    known = values.size - missing
-    counts = np.diff(np.concatenate([[0], at_or_below[prepared["edge_places"]], [known]]))
-    shares = np.append(counts, missing) / max(values.size, 1)
+def _measure_number(reference: dict, counts: np.ndarray) -> dict:
+    "PSI shares over the reference bins (missing last) and the KS test, from a number feature's cell `counts`."
+    prepared, running, missing = _prepared(reference), np.cumsum(counts[:-1]), int(counts[-1])
+    below, at_or_below, known = running[0:-1:2], running[1::2], int(running[-1])
+    bins = np.diff(np.concatenate([[0], at_or_below[prepared["edge_places"]], [known]]))
+    shares = np.append(bins, missing) / max(known + missing, 1)
     statistic, size = _ks(below, at_or_below, known, prepared)
-    return {"shares": shares, "test": "ks", "statistic": statistic, "size": size}
+    return {"shares": shares, "test": "ks", "statistic": statistic, "size": size, "n": known + missing}
+
+
+def _cells(reference: dict, column: pd.Series) -> tuple[np.ndarray, int]:
+    "Each value's cell on one feature's reference, and how many cells there are."
+    prepared = _prepared(reference)
+    if reference["kind"] == "number":
+        return _number_cells(prepared, _numbers(column)), prepared["cells"]
+    return _category_cells(prepared, column), prepared["cells"]
+
+
+def feature_counts(reference: dict,  # one feature's reference (`reference_statistics(...)["features"][name]`)
+                   column: pd.Series,  # the new values of that feature
+                   ) -> np.ndarray:
+    "How many of the new values fall in each cell of the feature's reference: what rounds and windows add up."
+    cells, size = _cells(reference, column)
+    return np.bincount(cells, minlength=size)
 
 # %% ../../notebooks/lib/06b_drift.ipynb #0008631b
 def _prepare_category(reference: dict) -> dict:
     "The index of a category reference's values (hashed) and its shares as an array."
-    return {"values": pd.Index(reference["values"]), "shares": np.asarray(reference["shares"])}
+    return {"values": pd.Index(reference["values"]), "shares": np.asarray(reference["shares"]),
+            "cells": len(reference["values"]) + 1}
 
 
-def _measure_category(reference: dict, column: pd.Series) -> dict:
-    "PSI over the reference values (unseen and missing last) and the chi-square test of one category column."
-    prepared = _prepared(reference)
-    codes = prepared["values"].get_indexer(column)  # -1: missing or never seen in training
-    counts = np.roll(np.bincount(codes + 1, minlength=len(prepared["values"]) + 1), -1)  # -1 -> the last bin
-    shares = counts / max(column.size, 1)
-    if column.size == 0:
-        return {"shares": shares, "test": "chi2", "statistic": np.nan, "size": 0}
+def _category_cells(prepared: dict, column: pd.Series) -> np.ndarray:
+    "Each value's cell: its place among the reference values; missing or never seen in training, the last."
+    codes = prepared["values"].get_indexer(column)
+    codes[codes < 0] = len(prepared["values"])
+    return codes
+
+
+def _measure_category(reference: dict, counts: np.ndarray) -> dict:
+    "PSI shares over the reference values (unseen and missing last) and the chi-square test, from `counts`."
+    prepared, total = _prepared(reference), int(counts.sum())
+    shares = counts / max(total, 1)
+    if total == 0:
+        return {"shares": shares, "test": "chi2", "statistic": np.nan, "size": 0, "n": 0}
     used = (counts > 0) | (prepared["shares"] > 0)  # bins empty on both sides say nothing
     expected = np.clip(prepared["shares"][used], PSI_EPSILON, None)
-    expected = expected / expected.sum() * column.size
+    expected = expected / expected.sum() * total
     statistic = float(np.sum((counts[used] - expected) ** 2 / expected))  # Pearson's, as `stats.chisquare`
-    return {"shares": shares, "test": "chi2", "statistic": statistic, "size": max(int(used.sum()) - 1, 1)}
+    return {"shares": shares, "test": "chi2", "statistic": statistic, "size": max(int(used.sum()) - 1, 1), "n": total}
 
 # %% ../../notebooks/lib/06b_drift.ipynb #0066bf98
 PSI_MIN_ROWS = 300  # fewer rows give PSI as NaN: under no drift PSI's noise is about (bins - 1) / rows
+
+
+def measure_counts(reference: dict,  # from `reference_statistics`
+                   counts: dict[str, np.ndarray],  # per feature, the new values' cell counts (`feature_counts`)
+                   min_rows: int = PSI_MIN_ROWS,  # PSI is NaN with fewer rows (see above)
+                   ) -> pd.DataFrame:
+    "Per feature: kind, rows, PSI (NaN below `min_rows`), test (ks or chi2), statistic and p-value."
+    features = reference["features"]
+    found = [(_measure_number if ref["kind"] == "number" else _measure_category)(ref, counts[feature])
+             for feature, ref in features.items()]
+    return pd.DataFrame({
+        "feature": list(features), "kind": [ref["kind"] for ref in features.values()],
+        "n": np.array([f["n"] for f in found], dtype="int64"),
+        "psi": [psi(_prepared(ref)["shares"], f["shares"]) if f["n"] >= max(min_rows, 1) else np.nan
+                for ref, f in zip(features.values(), found, strict=True)],
+        "test": [f["test"] for f in found], "statistic": np.array([f["statistic"] for f in found], dtype="float64"),
+        "p_value": _p_values(found)})
 
 
 def measure(reference: dict,  # from `reference_statistics`
             rows: pd.DataFrame,  # new rows holding the reference's features
             min_rows: int = PSI_MIN_ROWS,  # PSI is NaN with fewer rows (see above)
             ) -> pd.DataFrame:
-    "Per feature: kind, rows, PSI (NaN below `min_rows`), test (ks or chi2), statistic and p-value."
+    "`measure_counts` of `rows`: per feature, kind, rows, PSI, test, statistic and p-value."
     missing = [feature for feature in reference["features"] if feature not in rows]
     if missing:
         raise ValueError(f"The new rows lack features {missing} of the {reference['dataset']} reference.")
-    features = reference["features"]
-    found = [(_measure_number if ref["kind"] == "number" else _measure_category)(ref, rows[feature])
-             for feature, ref in features.items()]
-    enough = len(rows) >= max(min_rows, 1)
-    return pd.DataFrame({
-        "feature": list(features), "kind": [ref["kind"] for ref in features.values()],
-        "n": np.full(len(found), len(rows), dtype="int64"),
-        "psi": [psi(_prepared(ref)["shares"], f["shares"]) if enough else np.nan
-                for ref, f in zip(features.values(), found, strict=True)],
-        "test": [f["test"] for f in found], "statistic": np.array([f["statistic"] for f in found], dtype="float64"),
-        "p_value": _p_values(found)})
+    counts = {feature: feature_counts(ref, rows[feature]) for feature, ref in reference["features"].items()}
+    return measure_counts(reference, counts, min_rows)
 
 # %% ../../notebooks/lib/06b_drift.ipynb #2944eab5
 WINDOWS = {"round": None, "7d": 7, "30d": 30}  # window name -> days back from the round's time (None: the round's rows)
 
 
-def window_rows(dataset: str, rows: pd.DataFrame, now, days: int) -> pd.DataFrame:
-    "The `rows` of `dataset` with event time in the `days` days up to `now`."
-    times = rows[spec(dataset).event_time]
-    times = times if isinstance(times.dtype, pd.DatetimeTZDtype) else pd.to_datetime(times, utc=True)
-    now = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
-    return rows[(times > now - pd.Timedelta(days=days)) & (times <= now)]
+@dataclass
+class DayCounts:
+    "Each feature's cell counts per UTC event day: what the drift windows add up, kept between rounds."
+    days: np.ndarray  # days since 1970-01-01 (UTC), ascending, int64
+    counts: dict[str, np.ndarray]  # feature -> one row of cell counts per day
 
 
-def measure_windows(dataset: str,  # iris or titanic
-                    reference: dict,  # from `reference_statistics`
-                    round_rows: pd.DataFrame,  # the rows this round predicted
-                    recent_rows: pd.DataFrame,  # the rows of the last 30 days or more (the round's included)
+def _day(times) -> np.ndarray:
+    "UTC times (a column, or one time) as whole days since 1970-01-01."
+    times = utc_column(times) if isinstance(times, pd.Series) else pd.Series([pd.Timestamp(times)]).dt.tz_convert("UTC")
+    return times.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype("int64")
+
+
+def day_counts(dataset: str,  # iris or titanic
+               reference: dict,  # from `reference_statistics`
+               rows: pd.DataFrame,  # new rows with the reference's features and the event time
+               ) -> DayCounts:
+    "The cell counts of `rows` per feature and UTC event day."
+    days, index = np.unique(_day(rows[spec(dataset).event_time]), return_inverse=True)
+    counts = {}
+    for feature, ref in reference["features"].items():
+        cells, size = _cells(ref, rows[feature])
+        counts[feature] = np.bincount(index * size + cells, minlength=days.size * size).reshape(days.size, size)
+    return DayCounts(days, counts)
+
+# %% ../../notebooks/lib/06b_drift.ipynb #ed6fa930
+def add_days(kept: DayCounts | None,  # the counts kept so far; None before the first round
+             new: DayCounts,  # a round's `day_counts`
+             now,  # the round's time: days older than the longest window are dropped
+             ) -> DayCounts:
+    "`kept` plus `new` (a day in both is added up), keeping only the days the windows can still reach."
+    parts = [new] if kept is None else [kept, new]
+    days, index = np.unique(np.concatenate([part.days for part in parts]), return_inverse=True)
+    counts = {feature: np.zeros((days.size, cells.shape[1]), dtype="int64") for feature, cells in new.counts.items()}
+    offset = 0
+    for part in parts:
+        for feature, total in counts.items():
+            np.add.at(total, index[offset:offset + part.days.size], part.counts[feature])
+        offset += part.days.size
+    reach = days > _day(now)[0] - max(d for d in WINDOWS.values() if d)
+    return DayCounts(days[reach], {feature: total[reach] for feature, total in counts.items()})
+
+
+def window_counts(kept: DayCounts, now, days: int) -> dict[str, np.ndarray]:
+    "Per feature, the summed cell counts of the `days` UTC days up to `now`'s day."
+    today = _day(now)[0]
+    inside = (kept.days > today - days) & (kept.days <= today)
+    return {feature: counts[inside].sum(axis=0) for feature, counts in kept.counts.items()}
+
+
+def measure_windows(reference: dict,  # from `reference_statistics`
+                    round_counts: DayCounts,  # `day_counts` of the rows this round predicted
+                    kept: DayCounts,  # `add_days` of the counts kept and this round's
                     now,  # the round's time
                     min_rows: int = PSI_MIN_ROWS,  # PSI is NaN with fewer rows
                     ) -> pd.DataFrame:
-    "`measure` for the round's rows and each window of `WINDOWS`, with the window's name first."
-    parts = [measure(reference, round_rows if days is None else window_rows(dataset, recent_rows, now, days), min_rows)
+    "`measure_counts` for the round's rows and each window of `WINDOWS`, with the window's name first."
+    whole = {feature: counts.sum(axis=0) for feature, counts in round_counts.counts.items()}
+    parts = [measure_counts(reference, whole if days is None else window_counts(kept, now, days), min_rows)
              for days in WINDOWS.values()]
     frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, "time_window", np.repeat(list(WINDOWS), [len(part) for part in parts]))
     return frame
+
+# %% ../../notebooks/lib/06b_drift.ipynb #b697e5d5
+def write_days(path: str | Path, kept: DayCounts, model_version: int) -> Path:
+    "Save `kept`, counted against `model_version`'s reference, as one compressed `.npz` file at `path`."
+    arrays = {"model_version": np.int64(model_version), "days": kept.days,
+              **{f"counts_{feature}": counts for feature, counts in kept.counts.items()}}
+    with open(path, "wb") as file:
+        np.savez_compressed(file, **arrays)
+    return Path(path)
+
+
+def read_days(path: str | Path, reference: dict, model_version: int) -> DayCounts | None:
+    "The counts saved at `path` if counted against `model_version` and shaped for `reference`; else None."
+    with np.load(path, allow_pickle=False) as saved:
+        if int(saved["model_version"]) != model_version:
+            return None
+        counts = {key.removeprefix("counts_"): saved[key] for key in saved.files if key.startswith("counts_")}
+        days = saved["days"]
+    shapes = {feature: counts[feature].shape[1] if feature in counts else None for feature in reference["features"]}
+    if shapes != {feature: _prepared(ref)["cells"] for feature, ref in reference["features"].items()}:
+        return None
+    return DayCounts(days, counts)
 
 # %% ../../notebooks/lib/06b_drift.ipynb #fddda61e
 DRIFT_VERSION = 1

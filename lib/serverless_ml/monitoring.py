@@ -10,6 +10,7 @@ import io
 import json
 import tempfile
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,14 @@ from .store import WRITE_PATH, check_existing, our_group, put_file, read_since
 
 # %% auto #0
 __all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'QUALITY_VERSION',
-           'QUALITY_KEY', 'QUALITY_COLUMNS', 'empty_state', 'MonitoringStateWarning', 'state_problem', 'read_state',
-           'write_state', 'MonitoringBusyError', 'lock_path', 'monitoring_lock', 'predictions_group', 'rows_to_predict',
-           'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring', 'accuracy_per_day',
-           'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data',
-           'mark_pending', 'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images',
-           'quality_name', 'quality_group', 'quality_rows', 'last_predictions', 'recent_rows', 'Watch', 'watch_round',
-           'Round', 'predict_new_rows', 'drift_over_time', 'recent_alerts', 'quality_failures']
+           'QUALITY_KEY', 'QUALITY_COLUMNS', 'WINDOW_FILE', 'empty_state', 'MonitoringStateWarning', 'state_problem',
+           'read_state', 'write_state', 'MonitoringBusyError', 'lock_path', 'monitoring_lock', 'predictions_group',
+           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
+           'accuracy_per_day', 'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state',
+           'monitoring_data', 'mark_pending', 'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images',
+           'uploaded_images', 'quality_name', 'quality_group', 'quality_rows', 'last_predictions', 'read_window_counts',
+           'write_window_counts', 'Watch', 'watch_round', 'Round', 'predict_new_rows', 'drift_over_time',
+           'recent_alerts', 'quality_failures']
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -534,7 +536,7 @@ def last_predictions(project, dataset: str, state: dict, n: int,
                      ) -> pd.DataFrame:
     "The `n` newest logged predictions by event time, oldest first, reading back only the days that hold them."
     if made is not None and len(made) >= n:  # a large round holds the last n itself: no read
-        return made.sort_values(["event_time", "id"]).tail(n).reset_index(drop=True)
+        return made.nlargest(n, ["event_time", "id"]).iloc[::-1].reset_index(drop=True)  # no sort of the whole round
     per_day = pd.DataFrame(state["counts"], columns=["day", "outcome", "prediction", "n"]).groupby("day")["n"].sum()
     if per_day.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
@@ -544,12 +546,29 @@ def last_predictions(project, dataset: str, state: dict, n: int,
     return logged.sort_values(["event_time", "prediction_time", "id"]).tail(n).reset_index(drop=True)
 
 
-def recent_rows(project, dataset: str, now: pd.Timestamp, days: int = max(d for d in drift.WINDOWS.values() if d)):
-    "The model features and event time of the daily rows of the last `days` days up to `now` (the longest window)."
-    group, spec_ = existing_group(project.get_feature_store(), dataset), spec(dataset)
-    since = group.get_feature(spec_.event_time) >= now - pd.Timedelta(days=days)
-    rows = group.select([*spec_.features, spec_.event_time]).filter(since).read()  # only what drift reads
-    return rows[utc_column(rows[spec_.event_time]) > HISTORICAL_TIME]
+WINDOW_FILE = "drift_windows.npz"  # beside the state: the drift windows' counts per event day (`drift.DayCounts`)
+
+
+def read_window_counts(dataset_api, dataset: str, reference: dict, model_version: int):
+    "The kept drift-window counts of `dataset` for `model_version`; None when none (or, with a warning, unreadable)."
+    remote = f"{state_folder(dataset)}/{WINDOW_FILE}"
+    if not dataset_api.exists(remote):
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        local = dataset_api.download(remote, local_path=folder, overwrite=True)
+        try:
+            return drift.read_days(local, reference, model_version)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            warnings.warn(f"The drift window counts {_state_file(dataset_api, dataset).replace(STATE_FILE, WINDOW_FILE)} "
+                          f"are not readable ({error}); the 7- and 30-day windows start anew from this round.",
+                          MonitoringStateWarning, stacklevel=2)
+            return None
+
+
+def write_window_counts(dataset_api, dataset: str, kept, model_version: int) -> None:
+    "Replace the kept drift-window counts of `dataset` (one small file, written whole)."
+    with tempfile.TemporaryDirectory() as folder:
+        put_file(dataset_api, drift.write_days(Path(folder) / WINDOW_FILE, kept, model_version), state_folder(dataset))
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #eb1f4c47
 @dataclass
@@ -560,20 +579,18 @@ class Watch:
     alerts: pd.DataFrame  # `alerts.evaluate`: kind, feature, time_window, value, threshold, message
 
 
-def _stored_dtypes(dataset: str, rows: pd.DataFrame) -> pd.DataFrame:
-    "`rows` read back from the store with the event time in the schema's unit (stores return us, the schema says ns)."
-    column = spec(dataset).event_time
-    return rows.assign(**{column: rows[column].astype(str(schema(dataset).columns[column].dtype))})
-
-
 def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, state: dict, model_version: int,
                 now: pd.Timestamp,
                 predictions: pd.DataFrame | None = None,  # this round's predictions
                 ) -> Watch:
     "Measure the round's drift and data quality, evaluate the alerts, and write all three to their groups."
-    fs, limits = project.get_feature_store(), alerts.thresholds()
-    measured = drift.measure_windows(dataset, reference, rows, recent_rows(project, dataset, now), now, limits.min_rows)
-    quality = validation.expectation_results(dataset, _stored_dtypes(dataset, rows))
+    fs, limits, api = project.get_feature_store(), alerts.thresholds(), project.get_dataset_api()
+    counts = drift.day_counts(dataset, reference, rows)
+    with monitoring_lock(dataset):  # two rounds must not both add to the counts they read
+        kept = drift.add_days(read_window_counts(api, dataset, reference, model_version), counts, now)
+        write_window_counts(api, dataset, kept, model_version)
+    measured = drift.measure_windows(reference, counts, kept, now, limits.min_rows)
+    quality = validation.expectation_results(dataset, rows)
     found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window, predictions),
                             quality, limits)
     drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))

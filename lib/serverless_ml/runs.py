@@ -18,6 +18,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from fastcore.basics import patch_to
 
@@ -61,12 +62,20 @@ def skops_content_digest(data: bytes) -> str:
     return sha256_bytes(json.dumps(schema, sort_keys=True).encode())
 
 # %% ../../notebooks/lib/09_runs.ipynb #c23f0382
+def _hashable(column: pd.Series) -> pd.Series:
+    "`column` as the fingerprint hashes it: times as UTC microseconds (any unit, zoned or naive), else as is."
+    if not pd.api.types.is_datetime64_any_dtype(column):
+        return column
+    times = column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+    return times.dt.as_unit("us").dt.tz_localize(None).astype("int64")
+
+
 def rows_fingerprint(rows: pd.DataFrame) -> str:
-    "A SHA-256 of the rows' content, independent of row and column order."
+    "A SHA-256 of the rows' content, independent of row and column order and of the time unit."
     if rows.empty:
         return sha256_bytes(b"")
-    frame = rows[sorted(rows.columns)].astype(str).sort_values(sorted(rows.columns), ignore_index=True)
-    return sha256_bytes(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    frame = pd.DataFrame({column: _hashable(rows[column]) for column in sorted(rows.columns)})
+    return sha256_bytes(np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
 
 # %% ../../notebooks/lib/09_runs.ipynb #69760ce9
 LOCK_FILE = "requirements.lock"
@@ -277,6 +286,15 @@ def plan(self, dataset: str, steps: list) -> None:
         self.save()
 
 # %% ../../notebooks/lib/09_runs.ipynb #83a408d1
+def _compared_part(before: dict | None) -> dict | None:
+    "What `end` compares of a snapshot: the row count and the prediction keys (held while the stage runs)."
+    if before is None:
+        return None
+    rows, predictions = before["rows"], before["predictions"]
+    return {**before, "rows": None if rows is None else rows[[]],
+            "predictions": None if predictions is None else predictions[["id", "event_time"]]}
+
+
 @patch_to(Manifest)
 def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dict | None:
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
@@ -287,7 +305,7 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
         if before is not None:
             entry["inputs"] = stage_inputs(stage, dataset, parameters, before)
         self.save()
-    return before
+    return _compared_part(before)
 
 # %% ../../notebooks/lib/09_runs.ipynb #f2f87777
 PREDICTIONS_FILE = "predictions.csv"
