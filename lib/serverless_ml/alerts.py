@@ -15,12 +15,12 @@ import pandas as pd
 from .config import namespaced
 from .datasets import spec
 from .drift import PSI_MIN_ROWS, current_run_id, round_id
-from .store import insert_rows, our_group
+from .store import RoundGroup
 
 # %% auto #0
 __all__ = ['ACCURACY_FLOORS', 'ALERT_VARIABLES', 'ALERT_COLUMNS', 'ALERTS_VERSION', 'ALERTS_KEY', 'STORED_ALERT_COLUMNS',
-           'Thresholds', 'thresholds', 'evaluate', 'alerts_name', 'alert_rows', 'alerts_group', 'write_alerts',
-           'read_alerts', 'alert_text']
+           'ALERTS_GROUP', 'alerts_group', 'write_alerts', 'Thresholds', 'thresholds', 'evaluate', 'alerts_name',
+           'alert_rows', 'read_alerts', 'alert_text']
 
 # %% ../../notebooks/lib/06c_alerts.ipynb #5728b552
 ACCURACY_FLOORS = {"iris": 0.85, "titanic": 0.65}  # default floors: ~10 points under the models' usual accuracy
@@ -146,15 +146,10 @@ def alert_rows(alerts: pd.DataFrame,  # from `evaluate` (a frame without `rule` 
     return frame[STORED_ALERT_COLUMNS].astype({column: "object" for column in ("run_id", "feature", "rule")}).reset_index(drop=True)
 
 # %% ../../notebooks/lib/06c_alerts.ipynb #1a554a11
-def alerts_group(fs, dataset: str):
-    "The feature group `<dataset>_alerts` v1: one row per alert, with its round's time and run id."
-    return our_group(fs, alerts_name(dataset), ALERTS_VERSION, STORED_ALERT_COLUMNS, ALERTS_KEY, "round_time",
-                     f"{dataset} monitoring alerts: drift, accuracy and data quality, per round and run")
-
-
-def write_alerts(fs, dataset: str, alerts: pd.DataFrame) -> int:
-    "Insert the rows of `alert_rows` into `<dataset>_alerts` (nothing when there are none)."
-    return insert_rows(alerts_group(fs, dataset), alerts, STORED_ALERT_COLUMNS, "alert_rows(...)")
+ALERTS_GROUP = RoundGroup(alerts_name, ALERTS_VERSION, STORED_ALERT_COLUMNS, ALERTS_KEY,  # one row per alert
+                          "{dataset} monitoring alerts: drift, accuracy and data quality, per round and run",
+                          "alert_rows(...)")
+alerts_group, write_alerts = ALERTS_GROUP.group, ALERTS_GROUP.write
 
 
 def read_alerts(fs, dataset: str, run_id: str | None = None) -> pd.DataFrame:

@@ -17,14 +17,14 @@ from scipy import stats
 
 from .config import namespaced, utc_column
 from .datasets import spec
-from .store import insert_rows, our_group
+from .store import RoundGroup
 
 # %% auto #0
 __all__ = ['SAMPLE_SIZE', 'BIN_QUANTILES', 'REFERENCE_FILE', 'PSI_EPSILON', 'PSI_MIN_ROWS', 'WINDOWS', 'DRIFT_VERSION',
-           'DRIFT_KEY', 'DRIFT_COLUMNS', 'feature_kinds', 'reference_statistics', 'write_reference', 'read_reference',
-           'psi', 'feature_counts', 'measure_counts', 'measure', 'DayCounts', 'day_counts', 'add_days', 'window_counts',
-           'measure_windows', 'write_days', 'read_days', 'drift_name', 'current_run_id', 'round_id', 'drift_rows',
-           'drift_group', 'write_drift']
+           'DRIFT_KEY', 'DRIFT_COLUMNS', 'DRIFT_GROUP', 'drift_group', 'write_drift', 'feature_kinds',
+           'reference_statistics', 'write_reference', 'read_reference', 'psi', 'feature_counts', 'measure_counts',
+           'measure', 'DayCounts', 'day_counts', 'add_days', 'window_counts', 'measure_windows', 'write_days',
+           'read_days', 'drift_name', 'current_run_id', 'round_id', 'drift_rows']
 
 # %% ../../notebooks/lib/06b_drift.ipynb #43129b56
 def feature_kinds(dataset: str) -> dict[str, str]:
@@ -378,12 +378,7 @@ def drift_rows(measured: pd.DataFrame,  # from `measure_windows`
     return frame[DRIFT_COLUMNS].astype({"model_version": "int64", "n": "int64"}).reset_index(drop=True)
 
 
-def drift_group(fs, dataset: str):
-    "The feature group `<dataset>_drift` v1: one row per round, window and feature."
-    return our_group(fs, drift_name(dataset), DRIFT_VERSION, DRIFT_COLUMNS, DRIFT_KEY, "round_time",
-                     f"{dataset} feature drift per inference round, window and feature: PSI, KS/chi-square test")
-
-
-def write_drift(fs, dataset: str, frame: pd.DataFrame) -> int:
-    "Insert the rows of `drift_rows` into `<dataset>_drift`, waiting until they are readable."
-    return insert_rows(drift_group(fs, dataset), frame, DRIFT_COLUMNS, "drift_rows(...)")
+DRIFT_GROUP = RoundGroup(drift_name, DRIFT_VERSION, DRIFT_COLUMNS, DRIFT_KEY,  # one row per round, window, feature
+                         "{dataset} feature drift per inference round, window and feature: PSI, KS/chi-square test",
+                         "drift_rows(...)")
+drift_group, write_drift = DRIFT_GROUP.group, DRIFT_GROUP.write

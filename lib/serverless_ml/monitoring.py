@@ -26,18 +26,18 @@ from .datasets import HISTORICAL_TIME, schema, spec
 from .dataset_api import LocalDatasetApi, local_resource
 from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
                                      predictions_name, state_folder, upsert)
-from .store import WRITE_PATH, check_existing, our_group, put_file, read_since
+from .store import RoundGroup, our_group, put_file, read_since
 
 # %% auto #0
 __all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'QUALITY_VERSION',
-           'QUALITY_KEY', 'QUALITY_COLUMNS', 'WINDOW_FILE', 'empty_state', 'MonitoringStateWarning', 'state_problem',
-           'read_state', 'write_state', 'MonitoringBusyError', 'lock_path', 'monitoring_lock', 'predictions_group',
-           'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state', 'log_predictions', 'Monitoring',
-           'accuracy_per_day', 'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state',
-           'monitoring_data', 'mark_pending', 'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images',
-           'uploaded_images', 'quality_name', 'quality_group', 'quality_rows', 'last_predictions', 'read_window_counts',
-           'write_window_counts', 'Watch', 'watch_round', 'Round', 'predict_new_rows', 'drift_over_time',
-           'recent_alerts', 'quality_failures']
+           'QUALITY_KEY', 'QUALITY_COLUMNS', 'QUALITY_GROUP', 'quality_group', 'WINDOW_FILE', 'empty_state',
+           'MonitoringStateWarning', 'state_problem', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
+           'monitoring_lock', 'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions',
+           'update_state', 'log_predictions', 'Monitoring', 'accuracy_per_day', 'monitoring_from_state',
+           'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending',
+           'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images', 'quality_name',
+           'quality_rows', 'last_predictions', 'read_window_counts', 'write_window_counts', 'Watch', 'watch_round',
+           'Round', 'predict_new_rows', 'drift_over_time', 'recent_alerts', 'quality_failures']
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -515,10 +515,10 @@ def quality_name(dataset: str) -> str:
     return namespaced(f"{spec(dataset).name}_quality")
 
 
-def quality_group(fs, dataset: str):
-    "The feature group `<dataset>_quality` v1: per round and expectation, the rows that passed and failed."
-    return our_group(fs, quality_name(dataset), QUALITY_VERSION, QUALITY_COLUMNS, QUALITY_KEY, "round_time",
-                     f"{dataset} data quality per inference round: each expectation's passed and failed rows")
+QUALITY_GROUP = RoundGroup(quality_name, QUALITY_VERSION, QUALITY_COLUMNS, QUALITY_KEY,  # per round and expectation
+                           "{dataset} data quality per inference round: each expectation's passed and failed rows",
+                           "quality_rows(...)")
+quality_group = QUALITY_GROUP.group
 
 
 def quality_rows(results: pd.DataFrame,  # from `validation.expectation_results`
@@ -594,7 +594,7 @@ def watch_round(project, dataset: str, reference: dict, rows: pd.DataFrame, stat
     found = alerts.evaluate(dataset, measured, last_predictions(project, dataset, state, limits.accuracy_window, predictions),
                             quality, limits)
     drift.write_drift(fs, dataset, drift.drift_rows(measured, now, model_version))
-    quality_group(fs, dataset).insert(quality_rows(quality, now), wait=True)
+    QUALITY_GROUP.write(fs, dataset, quality_rows(quality, now))
     alerts.write_alerts(fs, dataset, alerts.alert_rows(found, now))
     return Watch(measured, quality, found)
 

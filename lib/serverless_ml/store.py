@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +27,7 @@ from .validation import ExpectationSuite, ValidationError, ValidationReport, exp
 
 # %% auto #0
 __all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing',
-           'our_group', 'insert_rows', 'ensure_folder', 'put_file']
+           'our_group', 'insert_rows', 'RoundGroup', 'ensure_folder', 'put_file']
 
 # %% ../../notebooks/lib/01_store.ipynb #8984e727
 class LocalProject:
@@ -114,6 +116,26 @@ def insert_rows(group, rows: pd.DataFrame, columns: list[str], built_by: str) ->
     if len(rows):
         group.insert(rows[columns], wait=True)
     return len(rows)
+
+@dataclass(frozen=True)
+class RoundGroup:
+    "A feature group monitoring writes each round: how to name it per dataset, its schema, and who builds its rows."
+    name: Callable[[str], str]  # dataset -> the group's (namespaced) name
+    version: int
+    columns: list[str]
+    primary_key: list[str]
+    description: str  # "{dataset}" is replaced by the dataset
+    built_by: str  # the function that builds its rows, named in errors
+    event_time: str = "round_time"
+
+    def group(self, fs, dataset: str):
+        "The feature group for `dataset`, made when absent (`our_group`)."
+        return our_group(fs, self.name(dataset), self.version, self.columns, self.primary_key, self.event_time,
+                         self.description.format(dataset=dataset))
+
+    def write(self, fs, dataset: str, rows: pd.DataFrame) -> int:
+        "Insert the round's `rows` (nothing when there are none), waiting until they are readable."
+        return insert_rows(self.group(fs, dataset), rows, self.columns, self.built_by)
 
 # %% ../../notebooks/lib/01_store.ipynb #c0cd4b61
 def ensure_folder(dataset_api, folder: str) -> str:
