@@ -98,10 +98,10 @@ mutants: setup  ## mutation testing ([tool.mutmut] in pyproject.toml) in a scrat
 	cp -r lib mutants/tree/src && cp -r tests pyproject.toml mutants/tree/
 	cd mutants/tree && env -u PYTHONPATH ../../$(BIN)/mutmut run --max-children 2 && ../../$(BIN)/mutmut results
 
-serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) (BASE_URL=/ml/ behind a proxy; settings: notebooks/apps_server/voila.py)
+serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) once each has a preheated kernel (BASE_URL=/ml/ behind a proxy; settings: notebooks/apps_server/voila.py)
 	@base="$(BASE_URL)"; base=/$${base#/}; base=$${base%/}/; \
-	echo "Serving the apps at http://127.0.0.1:$(PORT)$$base"; \
-	$(BIN)/voila notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
+	echo "Starting the apps: the port opens once each app has a preheated kernel (60 s at most)"; \
+	$(BIN)/python notebooks/apps_server/serve.py notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --Voila.config_file_paths=notebooks/apps_server --Voila.base_url=$$base
 
 lab: setup  ## JupyterLab on the notebooks, with this venv's kernel (--allow-root when run as root)

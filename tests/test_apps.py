@@ -12,6 +12,7 @@ import pytest
 from helpers import voila
 from helpers.server_settings import voila_settings
 from helpers.stores import daily_and_inference
+from nbclient import NotebookClient
 
 from serverless_ml import apps, datasets, models, monitoring, params, pipelines
 from serverless_ml.store import login
@@ -154,6 +155,19 @@ def test_dashboard_without_predictions_says_how_to_make_some(trained):
     assert "No predictions yet" in tab.notice.value and "make daily" in tab.notice.value
 
 
+def test_a_dashboard_link_reads_its_own_dataset_first_and_no_other(tmp_path, monkeypatch):
+    notebook = nbformat.read(apps.apps_folder() / "dashboard.ipynb", as_version=4)
+    imports = next(n for n, cell in enumerate(notebook.cells) if "from serverless_ml import apps" in cell.source)
+    notebook.cells.insert(imports + 1, nbformat.v4.new_code_cell(  # count the store reads instead of making them
+        "reads = []\n"
+        "apps.read_dashboard = lambda dataset, project=None: reads.append(dataset) or apps.DashboardData(dataset)"))
+    notebook.cells.append(nbformat.v4.new_code_cell("print(reads, dashboard.tabs_widget.selected_index)"))
+    monkeypatch.setenv("QUERY_STRING", "dataset=titanic")  # the visit's link, as Voila hands it to the kernel
+    NotebookClient(notebook, kernel_name="python3", timeout=300,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert notebook.cells[-1].outputs[0]["text"].strip() == "['titanic'] 1"  # Iris is read only when shown
+
+
 def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(trained):
     first = daily_and_inference(trained, "iris", n_days=4, seed=1)
     second = daily_and_inference(trained, "iris", n_days=1, seed=2)
@@ -228,7 +242,7 @@ def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
 def test_only_the_apps_are_in_the_served_folder():
     served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
     assert served == ["dashboard.ipynb", "models.ipynb", "predict.ipynb"]
-    assert apps.voila_command(8866)[1] == str(apps.apps_folder())
+    assert apps.voila_command(8866)[2] == str(apps.apps_folder())
 
 
 def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypatch):

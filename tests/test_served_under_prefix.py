@@ -1,11 +1,13 @@
 """The apps behind a reverse proxy, in headless Chromium: a real server with the `make serve` settings
 and `BASE_URL=/ml/` (Voila's base_url) over a temporary store where iris was trained twice and titanic
 once. Every request the browser makes, WebSockets included, stays under /ml/ on this server.
-Screenshots go to the test's temporary folder."""
+Screenshots go to the test's temporary folder and, when SML_SCREENSHOTS names a folder, there too (for the README)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -61,6 +63,18 @@ def escaped(asked: set, url: str) -> set:
             and (urlparse(address).port != server.port or not urlparse(address).path.startswith(PREFIX))}
 
 
+def shot(page, folder: Path, name: str) -> Path:
+    "Save the whole app (Voila scrolls inside the page, so grow the window) as `name`.png, also in $SML_SCREENSHOTS."
+    height = page.evaluate("document.querySelector('.sml-page').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    if os.environ.get("SML_SCREENSHOTS"):
+        Path(os.environ["SML_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["SML_SCREENSHOTS"]) / path.name)
+    return path
+
+
 def test_the_index_under_the_prefix_links_every_app_and_its_link_opens_the_app(browser, server, tmp_path):
     context, page, asked = watched_page(browser)
     page.goto(server + "/", wait_until="load")
@@ -89,7 +103,7 @@ def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(bro
     cards.nth(1).wait_for()
     assert cards.count() == 2 and "Version 1" in cards.nth(1).inner_text()
     assert "no feature importance" in cards.first.inner_text()  # iris: k nearest neighbours
-    page.screenshot(path=str(tmp_path / "models_iris.png"), full_page=True)
+    shot(page, tmp_path, "models_page")
     assert escaped(asked, server) == set()
     context.close()
 

@@ -273,6 +273,20 @@ class TestOwnServers:
         assert voila.kernel_count(process) <= POOL + 1
 
     @pytest.mark.browser
+    def test_the_first_visit_once_the_server_answers_gets_the_app_for_its_own_link(self, browser, served_env,
+                                                                                    tmp_path):
+        with voila.running_voila(env=served_env, log_path=tmp_path / "voila.log") as url:  # it answers: first visit
+            page = browser.new_context().new_page()
+            answer = page.goto(page_url(url, "predict") + "?dataset=titanic&pclass=1&sex=female&age=29",
+                               wait_until="commit")
+            assert answer.status == 200  # the app itself, not the 503 "The app is starting" page
+            page.locator(".sml-class:visible").wait_for(timeout=RENDER_TIMEOUT_MS)
+            # the preheated kernel waited for this visitor (their query string), not for no one
+            assert page.get_by_role("tab", selected=True).inner_text() == "Titanic"
+            assert page.get_by_label("Age (years)").input_value() == "29"
+            page.context.close()
+
+    @pytest.mark.browser
     def test_closing_the_tab_shuts_its_kernel_down(self, browser, served_env, tmp_path):
         log = tmp_path / "voila.log"
         options = ("--MappingKernelManager.cull_idle_timeout=3600",)  # no culling: only the closed tab can do it

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import json
 import logging
 import math
 import os
@@ -35,12 +36,12 @@ __all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NU
            'InputError', 'accepted', 'parse_input', 'check_inputs', 'server_log', 'input_widget', 'hint_html',
            'ServedModel', 'no_model_message', 'load_served_model', 'store_project', 'serve_models', 'Prediction',
            'class_name', 'predict_one', 'probabilities_html', 'picture_html', 'prediction_html', 'status_html',
-           'neighbours_html', 'why_html', 'explained', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query',
-           'link_html', 'link_problem', 'PredictorTab', 'app_page', 'dataset_from_link', 'dataset_tabs',
-           'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message', 'recent_table_html', 'counts_html',
-           'section_html', 'dashboard_data', 'with_watch', 'read_dashboard', 'alerts_html', 'quality_html',
-           'drift_html', 'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage', 'apps_folder',
-           'voila_settings_folder', 'url_prefix', 'voila_command']
+           'neighbours_html', 'why_html', 'explained', 'url_parameters', 'visitor_request_url', 'wait_for_request',
+           'link_value', 'inputs_from_link', 'link_query', 'link_html', 'link_problem', 'PredictorTab', 'app_page',
+           'dataset_from_link', 'dataset_tabs', 'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message',
+           'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'with_watch', 'read_dashboard',
+           'alerts_html', 'quality_html', 'drift_html', 'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage',
+           'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -371,6 +372,25 @@ def url_parameters(query: str | None = None,  # a query string, `?` optional; th
     "The page's query-string parameters, decoded: `?dataset=iris&sepal_length=5.1` -> `{'dataset': 'iris', ...}`."
     query = os.environ.get("QUERY_STRING", "") if query is None else query
     return dict(urllib.parse.parse_qsl(query.removeprefix("?"), keep_blank_values=True))
+
+# %% ../../notebooks/lib/08_apps.ipynb #17feeb21
+def visitor_request_url(environ: dict | None = None,  # a preheated kernel's environment; `os.environ` when None
+                        ) -> str:
+    "Where a preheated kernel asks its Voila server for its visitor's request (Voila 0.5's `/voila/query/<kernel>`)."
+    env = os.environ if environ is None else environ
+    base = env.get("VOILA_WS_BASE_URL", env.get("VOILA_SERVER_URL", "/"))
+    return (f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:"
+            f"{env.get('VOILA_APP_PORT', '8866')}{base}voila/query/{env.get('VOILA_KERNEL_ID')}")
+
+
+def wait_for_request() -> None:
+    "In a preheated Voila kernel, wait for the visitor and put their request (`QUERY_STRING`, ...) in the environment."
+    if os.environ.get("VOILA_PREHEAT", "False") == "False":
+        return  # run outside Voila, or a visit's own kernel: the request is already in the environment
+    from websockets.sync.client import connect
+
+    with connect(visitor_request_url(), open_timeout=5) as socket:
+        os.environ.update(json.loads(socket.recv()))
 
 # %% ../../notebooks/lib/08_apps.ipynb #4454d33e
 def _link_words(value, words: str) -> set[str]:
@@ -861,10 +881,13 @@ def read_stamp(now: datetime | None = None) -> str:
 class DashboardPage:
     "The dashboard's tabs and toolbar: a Refresh button, an auto-refresh switch and when the store was last read."
 
-    def __init__(self, tabs: list[DashboardTab], refresh_seconds: float = 60):
+    def __init__(self, tabs: list[DashboardTab],
+                 refresh_seconds: float = 60,  # the auto-refresh period
+                 first: str | None = None):  # the dataset on screen first, e.g. a link's; the first tab when None
         self.tabs = tabs
         self.tabs_widget = widgets.Tab(children=[tab.widget for tab in tabs],
                                        titles=[tab.dataset.capitalize() for tab in tabs])
+        self.tabs_widget.selected_index = [tab.dataset for tab in tabs].index(first) if first else 0
         self.button = widgets.Button(description="Refresh", icon="refresh", tooltip="Read the store again")
         self.auto = widgets.Checkbox(value=False, description=f"Auto-refresh every {refresh_seconds:g} s", indent=False)
         self.stamp = widgets.HTML()
@@ -874,7 +897,7 @@ class DashboardPage:
         self.tabs_widget.observe(self.on_select, names="selected_index")
         self.toolbar = widgets.HBox([self.button, self.auto, self.stamp],
                                     layout=widgets.Layout(align_items="center", grid_gap="16px"))
-        self.refresh()
+        self.refresh()  # reads the tab on screen only: a link's dataset first, the others when shown
 
     @property
     def shown(self) -> DashboardTab:
@@ -926,7 +949,9 @@ def voila_command(port: int,  # TCP port on 127.0.0.1
                   folder: Path | None = None,  # the served folder; `apps_folder()` when None
                   base_url: str = "/",  # the path prefix to serve under, e.g. "/ml/" behind a proxy
                   ) -> list[str]:
-    "The command `make serve` runs: Voila on `folder`, bound to 127.0.0.1, with the project's settings."
-    voila = Path(sys.executable).with_name("voila")
-    return [str(voila), str(folder or apps_folder()), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-            f"--Voila.config_file_paths={voila_settings_folder()}", f"--Voila.base_url={url_prefix(base_url)}"]
+    """The command `make serve` runs: Voila through the launcher `serve.py` (it opens the port once every app
+    has a preheated kernel ready) on `folder`, bound to 127.0.0.1, with the project's settings."""
+    launcher = voila_settings_folder() / "serve.py"
+    return [sys.executable, str(launcher), str(folder or apps_folder()), "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", f"--Voila.config_file_paths={voila_settings_folder()}",
+            f"--Voila.base_url={url_prefix(base_url)}"]

@@ -7,8 +7,9 @@ Every visit runs its own kernel (about 0.4 GB). Three settings keep the server b
 idle kernels are culled, at most `MAX_KERNELS` run at once (a visitor beyond that gets a short
 "busy, try again in a minute" page), and a closed tab shuts its kernel down at once.
 
-Visits are fast because each app keeps `POOL_SIZES` preheated kernels waiting; a visit that finds
-none ready (right after the server starts, or in a burst that drained the pool) gets a page saying
+Visits are fast because each app keeps `POOL_SIZES` preheated kernels waiting. The launcher
+(serve.py) opens the port only once every app has one ready (`every_app_ready`); a visit that still
+finds none (in a burst that drained the pool, or when the launcher stopped waiting) gets a page saying
 the app is starting, which reloads itself, instead of a blank page."""
 
 import os
@@ -35,8 +36,9 @@ CULL_INTERVAL = 60
 # and its refill starts `REFILL_DELAY` s later, so the refill does not slow the visit down. The predictor
 # is the page people share and open in bursts: 3 waiting kernels serve 3 visits in a row while the
 # refills start. The other apps keep one each.
-# At start every app preheats one kernel (`DEFAULT_POOL_SIZE`), so the first visits are served as soon
-# as possible on a small machine; the pools grow to `POOL_SIZES` once each app has its first one ready.
+# At start every app preheats one kernel (`DEFAULT_POOL_SIZE`), so the server opens as soon as possible
+# on a small machine; the pools grow to `POOL_SIZES` `REFILL_DELAY` s after each app has its first one
+# ready, so the first visit, right after the port opens, renders before the growth competes for the CPU.
 POOL_SIZES = {"predict.ipynb": 3, "dashboard.ipynb": 1, "models.ipynb": 1}
 DEFAULT_POOL_SIZE = 1  # any other notebook in the served folder, and every app at start
 GROW_CHECK_SECONDS = 1  # how often the server looks whether the first kernels are ready
@@ -70,6 +72,10 @@ class BoundedKernelManager(AsyncMappingKernelManager):
         "Grow the pools to `POOL_SIZES` once every app has a kernel ready; until then look again shortly."
         if not grow_pools(self):
             IOLoop.current().call_later(GROW_CHECK_SECONDS, self._grow_pools)
+
+    def every_app_ready(self) -> bool:
+        "True once every app has a preheated kernel ready: the launcher (serve.py) opens the port then."
+        return every_app_ready(self)
 
     def in_use(self) -> int:
         "Kernels running, starting, or promised to an admitted visit within `RESERVATION_SECONDS`."
@@ -121,14 +127,20 @@ def ready_first(kernel_manager, notebook: str) -> bool:
     return True
 
 
+def every_app_ready(kernel_manager) -> bool:
+    "True when every pool of `kernel_manager` has a preheated kernel ready (put first), or it has no pool."
+    pools = getattr(kernel_manager, "_pools", {})
+    return all([ready_first(kernel_manager, notebook) for notebook in list(pools)])
+
+
 def grow_pools(kernel_manager) -> bool:
     "Once every served app has a preheated kernel ready, raise its pool to `POOL_SIZES` and fill it; else False."
     pools = getattr(kernel_manager, "_pools", {})
-    if not pools or not all(ready_first(kernel_manager, notebook) for notebook in list(pools)):
+    if not pools or not every_app_ready(kernel_manager):
         return False
     for notebook in [name for name in POOL_SIZES if name in pools]:
         kernel_manager.kernel_pools_config[notebook] = {"pool_size": POOL_SIZES[notebook]}
-        kernel_manager.fill_if_needed(delay=0, notebook_name=notebook)
+        kernel_manager.fill_if_needed(delay=REFILL_DELAY, notebook_name=notebook)
     return True
 
 
@@ -168,7 +180,7 @@ c.VoilaExecutor.cell_error_instruction = "This part of the page could not be bui
 c.VoilaExecutor.cell_timeout_instruction = "The server's log says which step was too slow."
 
 # Preheated kernels run each app's imports before anyone visits; the app then waits for the visitor
-# (voila.utils.wait_for_request) before it reads the store, so data and model are fresh per visitor.
+# (apps.wait_for_request, as voila.utils.wait_for_request) before it reads the store, so data and model are fresh per visitor.
 # The pools hold POOL_SIZES kernels; they count towards MAX_KERNELS, and the culler leaves them alone.
 c.VoilaConfiguration.preheat_kernel = True
 c.VoilaConfiguration.default_pool_size = DEFAULT_POOL_SIZE

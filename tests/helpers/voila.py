@@ -1,5 +1,6 @@
 """A Voila server harness for the tests and benchmarks: start the `make serve` command on a free port,
-wait until it answers, stop it with its kernels, and watch its kernels, memory and CPU from outside.
+wait until it answers (once every app has a preheated kernel ready), stop it with its kernels, and watch
+its kernels, memory and CPU from outside.
 
 The kernels are the server's child processes; its memory is the resident memory of the server and
 everything under it. A visit is over for memory once the culler has shut its kernel down, and a
@@ -56,7 +57,8 @@ def _await(server: subprocess.Popen, url: str, deadline: float) -> bool:
 def running_voila(folder: Path | None = None,  # the served folder; `apps.apps_folder()` when None
                   env: dict | None = None,  # environment of the server and its kernels; this one when None
                   log_path: Path | None = None,  # where the server's output goes; discarded when None
-                  timeout: float = 60,  # seconds to wait for the server to answer
+                  timeout: float = 150,  # seconds to wait for the server to answer (it opens its port once
+                  # every app has a preheated kernel, 60 s at most: see notebooks/apps_server/serve.py)
                   options: tuple = (),  # extra command-line settings, e.g. `--MappingKernelManager.cull_interval=2`
                   base_url: str = "/",  # the path prefix the server serves under, e.g. "/ml/"
                   ):
