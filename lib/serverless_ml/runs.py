@@ -27,9 +27,9 @@ from .config import backend_name, project_root, runs_dir, utc_now
 # %% auto #0
 __all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX',
            'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest', 'row_hashes', 'rows_fingerprint',
-           'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint', 'source_input', 'stage_inputs',
-           'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance', 'provenance_text',
-           'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text', 'write_index',
+           'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint', 'key_hashes', 'source_input',
+           'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance',
+           'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text', 'write_index',
            'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
@@ -231,14 +231,28 @@ def _group_summary(name: str, group) -> dict:
     return {"name": name, "version": 1, "rows": rows, "fingerprint": fingerprint}
 
 
-def _added(before: pd.DataFrame | None, after: pd.DataFrame | None) -> pd.DataFrame:
-    "The keys (id, event time) of `after` that `before` did not hold."
+def key_hashes(keys: pd.DataFrame | None, # prediction keys (id, event time); None when there is no group
+               ) -> np.ndarray:
+    "The sorted 64-bit hashes of the prediction keys (times as UTC microseconds): what a stage's start is compared by."
+    return np.sort(row_hashes(keys[PREDICTION_ID])) if keys is not None and len(keys) else np.empty(0, "uint64")
+
+
+def _held(hashes: np.ndarray, keys: pd.DataFrame) -> np.ndarray:
+    "A mask over `keys`: True where the sorted `hashes` hold the key's hash (one binary search per key)."
+    found = row_hashes(keys[PREDICTION_ID])
+    at = np.searchsorted(hashes, found).clip(max=len(hashes) - 1)
+    return hashes[at] == found
+
+
+def _added(before: np.ndarray | None, # `key_hashes` of the keys before the stage
+           after: pd.DataFrame | None, # the keys after it
+           ) -> pd.DataFrame:
+    "The keys (id, event time) of `after` whose hash `before` did not hold."
     if after is None or after.empty:
         return pd.DataFrame(columns=PREDICTION_ID)
-    if before is None or before.empty:
+    if before is None or not len(before):
         return after[PREDICTION_ID]
-    merged = after[PREDICTION_ID].merge(before[PREDICTION_ID], on=PREDICTION_ID, how="left", indicator=True)
-    return merged.loc[merged["_merge"] == "left_only", PREDICTION_ID]
+    return after.loc[~_held(before, after), PREDICTION_ID]
 
 
 def _added_rows(group, keys: pd.DataFrame) -> pd.DataFrame:
@@ -356,8 +370,11 @@ def plan(self, dataset: str, steps: list) -> None:
 
 # %% ../../notebooks/lib/09_runs.ipynb #83a408d1
 def _compared_part(before: dict | None) -> dict | None:
-    "What `end` compares of a snapshot, held while the stage runs: the row count and prediction keys, not the groups."
-    return None if before is None else {key: value for key, value in before.items() if key != "groups"}
+    "What `end` compares of a snapshot, held while the stage runs: the row count and the prediction keys' hashes."
+    if before is None:
+        return None
+    return {**{key: value for key, value in before.items() if key != "groups"},
+            "predictions": key_hashes(before["predictions"])}
 
 
 @patch_to(Manifest)
