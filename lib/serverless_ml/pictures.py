@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import dates as mdates
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.patches import Circle, FancyBboxPatch, Polygon, Rectangle
@@ -276,6 +278,21 @@ def recent_predictions_png(df: pd.DataFrame, max_rows: int = 12, title: str = "M
     return png_bytes(figure)
 
 # %% ../../notebooks/lib/05_pictures.ipynb #0d178150
+def _day_bars(axes, # where to draw
+              days: pd.Series, # one date per bar
+              heights: pd.Series, # one height per bar
+              colour: str) -> None:
+    "Bars 0.8 day wide over `days`, as one collection: a hundred days of `axes.bar` patches take seconds to add."
+    x = mdates.date2num(pd.to_datetime(days, utc=True).dt.tz_localize(None))
+    top = np.asarray(heights, dtype=float)
+    corners = [(x - 0.4, 0 * top), (x - 0.4, top), (x + 0.4, top), (x + 0.4, 0 * top)]
+    bars = PolyCollection(np.stack([np.column_stack(c) for c in corners], axis=1), facecolors=colour, edgecolors="none")
+    bars.sticky_edges.y.append(0)  # as `bar` does: the axis starts at 0
+    axes.add_collection(bars)
+    axes.xaxis_date()
+    axes.autoscale_view()
+
+
 def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, accuracy, running_accuracy
                            title: str = "Prediction accuracy over time") -> bytes:
     "A chart of the accuracy per day and the running accuracy, over the predictions per day."
@@ -283,7 +300,7 @@ def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, ac
         return _message_png("No predictions with a known outcome yet.", title)
     figure = Figure(figsize=(7.5, 3.8), facecolor="white")
     counts = figure.add_subplot()
-    counts.bar(daily.day, daily.predictions, width=0.8, color="#d6e4f0", label="rows per day")
+    _day_bars(counts, daily.day, daily.predictions, "#d6e4f0")
     counts.set_ylabel("rows per day", color="#7f9bb5")
     counts.yaxis.set_major_locator(MaxNLocator(integer=True))
     accuracy = counts.twinx()

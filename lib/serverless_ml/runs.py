@@ -25,11 +25,12 @@ from fastcore.basics import patch_to
 from .config import backend_name, project_root, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file',
-           'skops_content_digest', 'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot',
-           'source_input', 'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest',
-           'provenance', 'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text',
-           'write_index', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
+__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX',
+           'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest', 'row_hashes', 'rows_fingerprint',
+           'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint', 'key_hashes', 'source_input',
+           'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance',
+           'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text', 'write_index',
+           'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
 def sha256_bytes(data: bytes) -> str:
@@ -70,12 +71,20 @@ def _hashable(column: pd.Series) -> pd.Series:
     return times.dt.as_unit("us").dt.tz_localize(None).astype("int64")
 
 
+def row_hashes(rows: pd.DataFrame) -> np.ndarray:
+    "One 64-bit hash per row of `rows`, each from that row alone (so hashes of parts add up to the whole)."
+    frame = pd.DataFrame({column: _hashable(rows[column]) for column in sorted(rows.columns)})
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _digest(hashes: np.ndarray) -> str:
+    "The SHA-256 of the sorted row hashes (of no rows: the SHA-256 of nothing)."
+    return sha256_bytes(np.sort(hashes).tobytes())
+
+
 def rows_fingerprint(rows: pd.DataFrame) -> str:
     "A SHA-256 of the rows' content, independent of row and column order and of the time unit."
-    if rows.empty:
-        return sha256_bytes(b"")
-    frame = pd.DataFrame({column: _hashable(rows[column]) for column in sorted(rows.columns)})
-    return sha256_bytes(np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
+    return _digest(row_hashes(rows)) if not rows.empty else sha256_bytes(b"")
 
 # %% ../../notebooks/lib/09_runs.ipynb #69760ce9
 LOCK_FILE = "requirements.lock"
@@ -116,10 +125,19 @@ def environment(root: Path | None = None, # the checkout; the project root when 
             "variables": env_names()}
 
 # %% ../../notebooks/lib/09_runs.ipynb #c372b7aa
-def _group_rows(fs, name: str, version: int) -> pd.DataFrame | None:
-    "Every row of feature group `name` v`version`, None when it does not exist."
-    group = fs.get_feature_group(name, version=version)
-    return group.read() if group is not None else None
+def _group(fs, name: str, version: int):
+    "Feature group `name` v`version`, None when it does not exist."
+    return fs.get_feature_group(name, version=version)
+
+
+def _columns(group, columns: list[str]) -> pd.DataFrame | None:
+    "Only `columns` of every row of `group` (a narrow read), None when there is no group."
+    return None if group is None else group.select(columns).read()
+
+
+def _row_count(group) -> int | None:
+    "How many rows `group` holds, from a read of one column (its event time), None when there is no group."
+    return None if group is None else len(_columns(group, [group.event_time or group.features[0].name]))
 
 
 def _model_entry(model) -> dict:
@@ -145,40 +163,106 @@ def _image_digests(dataset_api, dataset: str) -> dict[str, str]:
 
 # %% ../../notebooks/lib/09_runs.ipynb #f5355538
 _SNAPSHOT_LOCK = threading.Lock()  # the datasets' threads share one process: one store connection at a time
+PREDICTION_ID = ["id", "event_time"]  # what tells one logged prediction from another
 
 
 def snapshot(project, # a logged-in project (`store.login()`)
              dataset: str, # iris or titanic
              images: bool = True, # hash the uploaded monitoring pictures (only inference uploads them)
              ) -> dict:
-    "What the store holds of `dataset`: feature rows, predictions, model versions, uploaded pictures."
+    "What the store holds of `dataset`: its groups, the feature row count, the prediction keys, models, pictures."
     from serverless_ml.pipelines import (FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, model_name,
                                          predictions_name)
     with _SNAPSHOT_LOCK:
         fs = project.get_feature_store()
-        rows = _group_rows(fs, group_name(dataset), FEATURE_GROUP_VERSION)  # SML_NAMESPACE applies
-        predictions = _group_rows(fs, predictions_name(dataset), PREDICTIONS_VERSION)
+        groups = {"rows": _group(fs, group_name(dataset), FEATURE_GROUP_VERSION),  # SML_NAMESPACE applies
+                  "predictions": _group(fs, predictions_name(dataset), PREDICTIONS_VERSION)}
+        rows, keys = _row_count(groups["rows"]), _columns(groups["predictions"], PREDICTION_ID)
         models = project.get_model_registry().get_models(model_name(dataset)) or []
         images = _image_digests(project.get_dataset_api(), dataset) if images else {}
-    return {"rows": rows, "predictions": predictions, "models": {m.version: m for m in models}, "images": images}
+    return {"groups": groups, "rows": rows, "predictions": keys, "models": {m.version: m for m in models},
+            "images": images}
+
+# %% ../../notebooks/lib/09_runs.ipynb #6015bea4
+FINGERPRINT_ROWS = 100_000  # about how many rows `group_fingerprint` holds at a time
+
+
+def _window_starts(times: pd.Series, size: int) -> list:
+    "Whole-second event times cutting `times` into windows of about `size` rows (more where rows share a second)."
+    seconds = times.dropna().dt.floor("s").sort_values()
+    return seconds.iloc[::size].drop_duplicates().tolist()
+
+
+def _window(group, start, end) -> pd.DataFrame:
+    "Every column of `group`'s rows with event time in [`start`, `end`) (`end` None: no upper bound)."
+    time = group.get_feature(group.event_time)
+    return group.select_all().filter(time >= start if end is None else (time >= start) & (time < end)).read()
+
+
+def _windowed_hashes(group, starts: list) -> tuple[np.ndarray, set]:
+    "The row hashes of `group`, read one event-time window at a time, and the column types the windows had."
+    parts, types = [np.empty(0, "uint64")], set()
+    for start, end in zip(starts, [*starts[1:], None], strict=False):  # no starts: no window
+        rows = _window(group, start, end)
+        if len(rows):
+            parts.append(row_hashes(rows))
+            types.add(tuple(sorted(rows.dtypes.astype(str).items())))
+    return np.concatenate(parts), types
+
+
+def group_fingerprint(group, # a feature group (either backend)
+                      size: int = FINGERPRINT_ROWS, # rows held at a time, about
+                      ) -> tuple[int, str]:
+    "The row count and `rows_fingerprint` of every row of `group`, never holding the whole group."
+    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
+    hashes, types = _windowed_hashes(group, _window_starts(times, size)) if times is not None else (None, set())
+    if hashes is None or len(hashes) != len(times) or len(types) > 1:  # no event time, null times, or a column
+        rows = group.read()  # typed apart between windows (an integer with nulls in some): hash it whole
+        return len(rows), rows_fingerprint(rows)
+    return len(hashes), _digest(hashes)
 
 # %% ../../notebooks/lib/09_runs.ipynb #4930d57c
-def _group_summary(name: str, rows: pd.DataFrame | None) -> dict:
+def _group_summary(name: str, group) -> dict:
     "A feature group as an input: name, version, rows and content fingerprint (null when absent)."
-    if rows is None:
+    if group is None:
         return {"name": name, "version": 1, "rows": 0, "fingerprint": None}
-    return {"name": name, "version": 1, "rows": len(rows), "fingerprint": rows_fingerprint(rows)}
+    with _SNAPSHOT_LOCK:
+        rows, fingerprint = group_fingerprint(group)  # every column, one event-time window at a time
+    return {"name": name, "version": 1, "rows": rows, "fingerprint": fingerprint}
 
 
-def _added(before: pd.DataFrame | None, after: pd.DataFrame | None) -> pd.DataFrame:
-    "The rows of `after` whose id and event time `before` did not hold."
+def key_hashes(keys: pd.DataFrame | None, # prediction keys (id, event time); None when there is no group
+               ) -> np.ndarray:
+    "The sorted 64-bit hashes of the prediction keys (times as UTC microseconds): what a stage's start is compared by."
+    return np.sort(row_hashes(keys[PREDICTION_ID])) if keys is not None and len(keys) else np.empty(0, "uint64")
+
+
+def _held(hashes: np.ndarray, keys: pd.DataFrame) -> np.ndarray:
+    "A mask over `keys`: True where the sorted `hashes` hold the key's hash (one binary search per key)."
+    found = row_hashes(keys[PREDICTION_ID])
+    at = np.searchsorted(hashes, found).clip(max=len(hashes) - 1)
+    return hashes[at] == found
+
+
+def _added(before: np.ndarray | None, # `key_hashes` of the keys before the stage
+           after: pd.DataFrame | None, # the keys after it
+           ) -> pd.DataFrame:
+    "The keys (id, event time) of `after` whose hash `before` did not hold."
     if after is None or after.empty:
+        return pd.DataFrame(columns=PREDICTION_ID)
+    if before is None or not len(before):
+        return after[PREDICTION_ID]
+    return after.loc[~_held(before, after), PREDICTION_ID]
+
+
+def _added_rows(group, keys: pd.DataFrame) -> pd.DataFrame:
+    "The rows of `group` at `keys`, read from the earliest of their event times on (not the whole group)."
+    from serverless_ml.store import read_since
+    if group is None or keys.empty:
         return pd.DataFrame()
-    if before is None or before.empty:
-        return after
-    keys = ["id", "event_time"]
-    merged = after.merge(before[keys], on=keys, how="left", indicator=True)
-    return merged[merged["_merge"] == "left_only"].drop(columns="_merge")
+    with _SNAPSHOT_LOCK:
+        since = read_since(group, pd.Timestamp(keys["event_time"].min()).floor("s"))  # hsfs: whole seconds
+    return since.merge(keys, on=PREDICTION_ID)
 
 # %% ../../notebooks/lib/09_runs.ipynb #95cc09e7
 def source_input(dataset: str, source: str = "") -> dict:
@@ -197,17 +281,16 @@ def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> di
     from serverless_ml.pipelines import group_name, predictions_name
     if stage == "feature":
         return source_input(dataset, parameters.get("source", ""))
-    inputs = {"feature_group": _group_summary(group_name(dataset), before["rows"])}
+    inputs = {"feature_group": _group_summary(group_name(dataset), before["groups"]["rows"])}
     if stage == "inference":
-        inputs["predictions"] = _group_summary(predictions_name(dataset), before["predictions"])
+        inputs["predictions"] = _group_summary(predictions_name(dataset), before["groups"]["predictions"])
     return inputs
 
 
 def stage_outputs(before: dict, after: dict) -> tuple[dict, pd.DataFrame]:
     "What a stage changed (rows and predictions added, new models, new pictures), and the predictions added."
-    added = _added(before["predictions"], after["predictions"])
-    rows = lambda snap: 0 if snap["rows"] is None else len(snap["rows"])  # noqa: E731
-    outputs = {"rows_added": rows(after) - rows(before), "predictions_added": len(added),
+    added = _added_rows(after["groups"]["predictions"], _added(before["predictions"], after["predictions"]))
+    outputs = {"rows_added": (after["rows"] or 0) - (before["rows"] or 0), "predictions_added": len(added),
                "models": [_model_entry(m) for v, m in sorted(after["models"].items()) if v not in before["models"]],
                "images": {n: d for n, d in after["images"].items() if before["images"].get(n) != d}}
     return outputs, added
@@ -287,12 +370,11 @@ def plan(self, dataset: str, steps: list) -> None:
 
 # %% ../../notebooks/lib/09_runs.ipynb #83a408d1
 def _compared_part(before: dict | None) -> dict | None:
-    "What `end` compares of a snapshot: the row count and the prediction keys (held while the stage runs)."
+    "What `end` compares of a snapshot, held while the stage runs: the row count and the prediction keys' hashes."
     if before is None:
         return None
-    rows, predictions = before["rows"], before["predictions"]
-    return {**before, "rows": None if rows is None else rows[[]],
-            "predictions": None if predictions is None else predictions[["id", "event_time"]]}
+    return {**{key: value for key, value in before.items() if key != "groups"},
+            "predictions": key_hashes(before["predictions"])}
 
 
 @patch_to(Manifest)
