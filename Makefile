@@ -86,8 +86,8 @@ check-sync: setup  ## fail when lib/ differs from the notebooks, or a notebook h
 nbtest: setup  ## run the library notebooks' inline tests
 	$(BIN)/nbdev-test notebooks/lib --n-workers 2
 
-# Two workers; each module (or test class) stays on one worker, its module fixtures built once. A random
-# order, whose seed pytest prints:
+# Two workers; each module (or test class) stays on one worker, its module fixtures built once, and the
+# slow ones go out first (tests/helpers/scheduling.py). A random order, whose seed pytest prints:
 # PYTEST_ARGS=--random-order-seed=N repeats an order, PYTEST_ARGS="-n 0" runs in one process.
 PYTEST_ARGS ?=
 pytest: setup  ## the pytest suite, on 2 workers in a random order (PYTEST_ARGS=--random-order-seed=N to repeat one)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import stores
+from helpers import scheduling, stores
 
 
 def use_local_store(patch: pytest.MonkeyPatch, root: Path) -> Path:
@@ -69,3 +69,10 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def pytest_xdist_make_scheduler(config, log):
+    "With `--dist loadscope`, send the scopes that take minutes out first (see helpers/scheduling.py)."
+    if config.getvalue("dist") == "loadscope":
+        return scheduling.SlowScopesFirst(config, log)
+    return None

@@ -1,4 +1,7 @@
-"""`sml-run check` and `sml-run clean` as a user runs them, and the hopsworks backend without its settings."""
+"""`sml-run check` and `sml-run clean` as a user runs them, and the hopsworks backend without its settings.
+
+The check runs `sml-run` as a user does, in a process of its own; the commands that must stop before any
+stage call `runner.main`, what `sml-run` runs, in this process (no interpreter start for each)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from serverless_ml import runner
 
 
 def sml_run(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -29,15 +34,25 @@ def test_check_passes_on_the_local_backend_and_leaves_nothing_behind(env):
     assert sml_run("clean", env=env).stdout.startswith("0 object(s)")
 
 
+def sml_main(*args: str, env: dict, monkeypatch, capsys) -> tuple[int, str]:
+    "`sml-run args` in this process, with exactly the environment `env`: its exit code and what it printed to stderr."
+    for name in [name for name in os.environ if name not in env]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = runner.main(list(args))
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["run"], ["daily"], ["backfill", "--days", "2"], ["check"], ["clean", "--yes"]])
-def test_every_command_on_hopsworks_without_a_key_fails_at_once_saying_what_to_set(env, command):
+def test_every_command_on_hopsworks_without_a_key_fails_at_once_saying_what_to_set(env, command, monkeypatch, capsys):
     env = {**env, "SML_BACKEND": "hopsworks", "HOPSWORKS_PROJECT": "demo"}
-    done = sml_run(*command, env=env)
-    assert done.returncode == 2
-    assert "needs HOPSWORKS_API_KEY set in the environment" in done.stderr
+    code, stderr = sml_main(*command, env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2
+    assert "needs HOPSWORKS_API_KEY set in the environment" in stderr
     assert not os.path.exists(os.path.join(env["SML_OUTPUTS"], "runs"))  # no stage started
 
 
-def test_a_bad_namespace_stops_every_command_naming_it(env):
-    done = sml_run("daily", env={**env, "SML_NAMESPACE": "Bob's"})
-    assert done.returncode == 2 and "SML_NAMESPACE=\"Bob's\"" in done.stderr
+def test_a_bad_namespace_stops_every_command_naming_it(env, monkeypatch, capsys):
+    code, stderr = sml_main("daily", env={**env, "SML_NAMESPACE": "Bob's"}, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "SML_NAMESPACE=\"Bob's\"" in stderr

@@ -1,14 +1,15 @@
 """The four stage notebooks, executed by papermill on a temporary store exactly as the runner executes them.
 
 Feature + training run once per dataset (both datasets in parallel) in a module fixture; the tests
-build on that store. Every papermill execution starts a kernel, so each test runs only what it checks."""
+build on that store. Every papermill execution starts a kernel, so each test runs only what it checks
+through papermill; the rounds a test needs but does not check run in this process (`daily_round`,
+`inference_round`), with the very calls the stage notebooks make."""
 
 from __future__ import annotations
 
 import itertools
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from conftest import use_local_store
 from papermill.exceptions import PapermillExecutionError
 
 from serverless_ml import config, datasets, models, monitoring, pipelines, runner
+from serverless_ml.params import check_params
 from serverless_ml.store import login
 
 FAKE_KEY = "sml-test-fake-api-key-9c1e7b"  # set while the stages run; must never reach a record
@@ -39,6 +41,26 @@ def execute(stage: str, **parameters):
     "Execute one stage notebook as the runner does, into its own record folder."
     step = runner.Step(stage, parameters)
     return runner.execute(step, config.run_dir(f"test{next(_calls):02d}", parameters["dataset"]))
+
+
+def daily_round(dataset: str, n_rows: int = 1) -> int:
+    "Notebook 3 with these parameters (fresh rows, ending now), in this process; the rows it added."
+    params = check_params(dataset=dataset, n_rows=n_rows, n_days=1, date="", seed=-1, drift=0.0, backend="")
+    new_rows = pipelines.daily_rows(params.dataset, params.n_rows, params.times, params.seed, params.drift)
+    return monitoring.add_daily_rows(login(params.backend), params.dataset, new_rows)
+
+
+def inference_round(dataset: str) -> monitoring.Round:
+    "Notebook 4 with its default parameters (the best model), in this process."
+    params = check_params(dataset=dataset, model_version=0, backend="")
+    return monitoring.predict_new_rows(login(params.backend), params.dataset, params.model_version)
+
+
+def checking_cell(stage: str, parameters: dict) -> None:
+    "What the stage notebook's checking cell runs, in this process."
+    params = check_params(**parameters)
+    if stage == "feature":
+        datasets.load(params.dataset, params.source)
 
 
 def counts(dataset: str) -> dict:
@@ -93,46 +115,58 @@ def test_every_stage_runs_with_small_parameters(store):
             assert project.get_dataset_api().exists(f"Resources/images/{dataset}/{name}"), name
 
 
+# (stage, parameters, what the message says, through papermill?): the inference case runs its notebook;
+# tests/test_bad_inputs.py runs the feature, training and daily notebooks with bad parameters
 BAD_PARAMETERS = [
-    ("feature", {"dataset": "irs"}, "Unknown dataset 'irs'"),
-    ("feature", {"dataset": "titanic", "source": "/no/such/train.csv"}, "no such file"),
-    ("daily", {"dataset": "iris", "n_rows": -2}, "n_rows=-2 is too small"),
-    ("daily", {"dataset": "titanic", "date": "2026-13-01"}, "date='2026-13-01' is not a date"),
-    ("inference", {"dataset": "iris", "backend": "hopswork"}, "Unknown backend 'hopswork'"),
+    ("feature", {"dataset": "irs"}, "Unknown dataset 'irs'", False),
+    ("feature", {"dataset": "titanic", "source": "/no/such/train.csv"}, "no such file", False),
+    ("daily", {"dataset": "iris", "n_rows": -2}, "n_rows=-2 is too small", False),
+    ("daily", {"dataset": "titanic", "date": "2026-13-01"}, "date='2026-13-01' is not a date", False),
+    ("inference", {"dataset": "iris", "backend": "hopswork"}, "Unknown backend 'hopswork'", True),
 ]
+
+
+def failure(stage: str, parameters: dict, notebook: bool) -> tuple[str, str] | None:
+    "`(message, failing cell's code)` of a stage run with `parameters`, through papermill or in process; None if it ran."
+    if not notebook:
+        try:
+            checking_cell(stage, parameters)
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            return str(error), "check_params"
+        return None
+    try:
+        execute(stage, **parameters)
+    except PapermillExecutionError as error:
+        return error.evalue, error.source
+    return None
 
 
 def test_a_bad_parameter_fails_clearly_and_changes_nothing(store):
     before = {dataset: counts(dataset) for dataset in ("iris", "titanic")}
-
-    def failure(case):
-        stage, parameters, _ = case
-        try:
-            execute(stage, **parameters)
-        except PapermillExecutionError as error:
-            return error
-        return None
-
-    with ThreadPoolExecutor(max_workers=len(BAD_PARAMETERS)) as pool:  # one kernel each, side by side
-        failures = list(pool.map(failure, BAD_PARAMETERS))
-    for (stage, parameters, message), error in zip(BAD_PARAMETERS, failures, strict=True):
-        assert error is not None, (stage, parameters)
-        assert message in error.evalue, (stage, parameters, error.evalue)
-        assert "check_params" in error.source  # it stopped in the checking cell, before any write
+    for stage, parameters, message, notebook in BAD_PARAMETERS:
+        failed = failure(stage, parameters, notebook)
+        assert failed is not None, (stage, parameters)
+        said, cell = failed
+        assert message in said, (stage, parameters, said)
+        assert "check_params" in cell  # it stopped in the checking cell, before any write
     assert {dataset: counts(dataset) for dataset in ("iris", "titanic")} == before
 
 
 def test_the_feature_stage_twice_leaves_the_same_counts(store):
-    before = counts("titanic")
-    execute("feature", dataset="titanic")
+    before = counts("titanic")  # the module's store ran notebook 1 once; here its calls run again, in process
+    params = check_params(dataset="titanic", source="", backend="")
+    fs = login(params.backend).get_feature_store()
+    pipelines.upsert(pipelines.feature_group(fs, params.dataset), datasets.load(params.dataset, params.source))
     assert counts("titanic") == before
 
 
-def test_two_daily_rounds_predict_exactly_the_new_rows_and_never_repredict(store, capsys):
+def test_two_daily_rounds_predict_exactly_the_new_rows_and_never_repredict(store):
+    # `make daily` twice, its notebooks' calls in process (tests/test_runs.py runs `sml-run daily` itself)
     first = {dataset: predictions(dataset) for dataset in ("iris", "titanic")}
-    for round_ in (1, 2):  # `make daily`, twice
-        assert runner.main(["daily", "--datasets", "iris", "titanic"]) == 0
-        assert "Run records:" in capsys.readouterr().out
+    for round_ in (1, 2):
+        for dataset in ("iris", "titanic"):
+            assert daily_round(dataset) == 1
+            assert len(inference_round(dataset).predictions) == 1
         for dataset in ("iris", "titanic"):
             now = predictions(dataset)
             assert len(now) == len(first[dataset]) + round_
@@ -156,8 +190,8 @@ def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clea
         assert counts("iris") == before  # no row, prediction, state or picture changed
         with monitoring.monitoring_lock("titanic", timeout=0):  # another dataset never waits
             pass
-    execute("daily", dataset="iris", n_rows=2)  # once free, both stages run
-    execute("inference", dataset="iris")
+    daily_round("iris", n_rows=2)  # once free, both stages run (their calls, in process)
+    inference_round("iris")
     assert counts("iris")["predictions"] == before["predictions"] + 2
 
 
@@ -183,7 +217,7 @@ def test_a_second_training_registers_version_2_and_inference_uses_the_best_by_cv
     versions = {m.version: m.training_metrics["cv_accuracy_mean"] for m in registry.get_models("titanic_model")}
     assert set(versions) == {1, 2}
     before = predictions("titanic")
-    execute("daily", dataset="titanic", n_rows=2)
+    daily_round("titanic", n_rows=2)  # the new rows, in process: the inference notebook is what this checks
     execute("inference", dataset="titanic")
     used = only_new(predictions("titanic"), before).model_version
     assert len(used) == 2 and {versions[v] for v in used} == {max(versions.values())}

@@ -1,7 +1,8 @@
 """Run records: unique run ids, the run manifest, the commands over the records, reproducing a run.
 
 The real stages run here (papermill kernels on a temporary store): one module fixture records a
-`sml-run run` of iris; each test runs only the stages it checks."""
+`sml-run run` of iris; each test runs only the stages it checks. The commands that only read the
+records (runs, show, compare, a refused reproduce) call `runner.main`, what `sml-run` runs, in this process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import use_local_store
 
-from serverless_ml import config, runs
+from serverless_ml import config, runner, runs
 
 FAKE_KEY = "sml-test-fake-api-key-5d0c2a"  # set while the runs run; must never reach a record
 FIRST = "2026-11-20T12:00:00Z"  # the recorded run's pinned clock
@@ -24,6 +25,12 @@ def sml_run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
     "`sml-run argv` in a subprocess, with the test's environment (plus `env`)."
     return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *argv], capture_output=True, text=True,
                           env={**os.environ, "HOPSWORKS_API_KEY": FAKE_KEY, **(env or {})}, timeout=900)
+
+
+def sml_main(*argv: str, capsys) -> tuple[int, str]:
+    "`sml-run argv` in this process: its exit code and what it printed."
+    code = runner.main(list(argv))
+    return code, capsys.readouterr().out
 
 
 def run_folders(prefix: str = "") -> list:
@@ -107,12 +114,12 @@ def test_no_record_holds_the_api_key(recorded):
     assert "HOPSWORKS_API_KEY" in json.dumps(runs.read_manifest(recorded))  # the name is, the value is not
 
 
-def test_runs_and_show_list_and_print_the_records(recorded):
-    table = sml_run("runs").stdout
+def test_runs_and_show_list_and_print_the_records(recorded, capsys):
+    table = sml_main("runs", capsys=capsys)[1]
     assert recorded.name in table and "run --days 2 --datasets iris" in table and "iris_model v1 acc" in table
-    shown = sml_run("show", recorded.name).stdout
+    shown = sml_main("show", recorded.name, capsys=capsys)[1]
     assert f"run {recorded.name}: ok" in shown and "iris training: ok" in shown and '"test_size": 0.2' in shown
-    assert sml_run("show", "19990101").returncode != 0  # no such run
+    assert sml_main("show", "19990101", capsys=capsys)[0] != 0  # no such run
 
 
 def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
@@ -129,7 +136,7 @@ def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
     assert (recorded / "iris" / "predictions.csv").read_text().count("\n") == 3  # header + 2 predictions
 
 
-def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
+def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded, capsys):
     done = sml_run("reproduce", recorded.name)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "Reproduced" in done.stdout
@@ -144,12 +151,12 @@ def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded):
     done = sml_run("reproduce", tampered.name)
     assert done.returncode == 1, done.stdout[-3000:]
     assert "iris training: iris_model accuracy 0.5 recorded" in done.stdout
-    compared = sml_run("compare", tampered.name, recorded.name)
-    assert compared.returncode == 1 and "iris_model accuracy 0.5 recorded" in compared.stdout
-    assert sml_run("compare", recorded.name, recorded.name).stdout.strip() == "No differences."
+    code, compared = sml_main("compare", tampered.name, recorded.name, capsys=capsys)
+    assert code == 1 and "iris_model accuracy 0.5 recorded" in compared
+    assert sml_main("compare", recorded.name, recorded.name, capsys=capsys)[1].strip() == "No differences."
 
 
-def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded, tmp_path, monkeypatch):
+def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded, tmp_path, monkeypatch, capsys):
     manifest = runs.read_manifest(recorded)  # the record of a `sml-run daily`: the daily and inference stages only
     manifest["run_id"] = recorded.name[:17] + "da11"
     manifest["stages"] = [s for s in manifest["stages"] if s["stage"] in ("daily", "inference")]
@@ -157,8 +164,8 @@ def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(rec
     daily = config.runs_dir() / manifest["run_id"]
     daily.mkdir(parents=True)
     runs.write_json(daily / runs.MANIFEST, manifest)
-    done = sml_run("reproduce", daily.name)
-    assert done.returncode == 2 and "starts at the daily stage" in done.stdout
+    code, said = sml_main("reproduce", daily.name, capsys=capsys)
+    assert code == 2 and "starts at the daily stage" in said
 
 
 def test_the_index_page_links_every_executed_notebook(recorded, browser):

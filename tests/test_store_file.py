@@ -12,9 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import use_local_store
 
-from serverless_ml import runner, store
+from serverless_ml import store
 from serverless_ml.local_store import STORE_FILE, WRITES_FILE, StoreDamagedError, store_file, wal_file
 
 GROUPS = ("iris_1", "iris_predictions_1", "titanic_1", "titanic_predictions_1")
@@ -30,14 +29,9 @@ def table_counts(path: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    "The store folder after `sml-run run --days 2` for both datasets."
-    root = tmp_path_factory.mktemp("ran")
-    with pytest.MonkeyPatch.context() as env:
-        home = use_local_store(env, root)
-        results = runner.run_all("run", ["iris", "titanic"], days=2, stamp="ran")
-    assert all(result.ok for result in results), [result.error for result in results]
-    return home
+def ran(filled_store_env):
+    "The store folder after the four stages of both datasets (the session's filled store: the stage notebooks' calls)."
+    return Path(filled_store_env["SML_HOME"])  # only read here
 
 
 def test_the_duckdb_file_alone_holds_every_table_and_row_after_the_stages(ran, tmp_path):

@@ -1,0 +1,36 @@
+"""The order in which `pytest -n 2 --dist loadscope` hands out its scopes (a module, or a class in one).
+
+xdist hands scopes out in collection order, which `--random-order` shuffles: when a scope that runs for
+minutes comes last, one worker runs it alone while the other waits, and the suite takes minutes longer.
+Handing the slow scopes out first, slowest first, lets the short ones fill the gaps at the end
+(longest-first scheduling). The tests inside every scope, and the other scopes, keep their random order."""
+
+from __future__ import annotations
+
+from xdist.scheduler import LoadScopeScheduling
+
+# Measured with `--durations` (CI, 2 workers, 2026-11-30), slowest first: each of these runs for minutes.
+SLOW_SCOPES = (
+    "tests/test_runs.py",
+    "tests/test_serving.py",
+    "tests/test_pipelines.py",
+    "tests/test_browser_predictor.py",
+    "tests/test_serving.py::TestOwnServers",
+    "tests/test_browser.py",
+    "tests/test_served_under_prefix.py",
+    "tests/test_drift.py",
+    "tests/test_check.py",
+)
+
+
+class SlowScopesFirst(LoadScopeScheduling):
+    "xdist's loadscope scheduling, with the scopes of `SLOW_SCOPES` moved to the front of the queue in that order."
+
+    def _assign_work_unit(self, node) -> None:
+        "Before the first scope goes out, move the slow scopes to the front of the queue."
+        if not getattr(self, "_slow_first", False):
+            for scope in reversed(SLOW_SCOPES):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            self._slow_first = True
+        super()._assign_work_unit(node)
