@@ -5,6 +5,9 @@ notebooks themselves."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
@@ -35,7 +38,7 @@ def registered(filled):
     X_train, _, y_train, _ = pipelines.training_data(fv, "iris")
     model, mr = KNeighborsClassifier(3).fit(X_train, y_train), project.get_model_registry()  # not tuned: fast
     confusion = models.confusion("iris", y_train, y_train)
-    for metrics in ({"accuracy": 0.90, "cv_accuracy_mean": 0.97}, {"accuracy": 0.99, "cv_accuracy_mean": 0.93}):
+    for metrics in ({"accuracy": 0.90, "cv_accuracy_mean": 0.97}, {"accuracy": 0.99, "cv_accuracy_mean": 0.93333}):
         pipelines.register_model(mr, "iris", model, metrics, confusion, X_train, y_train, fv, confusion_png=b"png")
     return mr, X_train, model
 
@@ -76,6 +79,8 @@ def test_class_balance_counts_every_class_even_an_absent_one():
     assert table.to_dict("list") == {"class": ["Setosa", "Versicolor", "Virginica"], "rows": [3, 0, 1],
                                      "share": [0.75, 0.0, 0.25]}
     assert pipelines.class_balance("iris", rows.head(0)).rows.tolist() == [0, 0, 0]
+    assert pipelines.class_balance("iris", rows.head(1)).share.tolist() == [1.0, 0.0, 0.0]
+    assert pipelines.class_balance("iris", rows.iloc[[0, 1, 3]]).share.tolist() == [0.667, 0.0, 0.333]
 
 
 def test_the_training_data_is_a_seeded_fifth_held_out_with_labels_beside_their_rows(filled):
@@ -98,6 +103,12 @@ def test_registering_records_the_metrics_the_schema_and_the_training_rows(regist
     entry = mr.get_model(pipelines.model_name("iris"), version=1)
     assert entry.training_metrics == {"accuracy": 0.90, "cv_accuracy_mean": 0.97}
     assert entry.description.startswith("iris: KNeighborsClassifier trained on feature view iris v1")
+    assert entry.input_example == X_train.iloc[0].tolist()  # the first training row, for the model page
+    assert entry.model_schema["output_schema"]["columnar_schema"][0]["name"] == "variety"
+    assert entry.get_feature_view().name == "iris" and entry.training_dataset_version is not None
+    folder = Path(entry.download())
+    assert (folder / "confusion_matrix.png").read_bytes() == b"png"
+    assert json.loads((folder / pipelines.TRAINING_RECORD).read_text())["training_rows"] == 120
     record = pipelines.training_record(X_train, type("View", (), {"name": "iris", "version": 1}))
     assert (record["training_rows"], record["feature_view"]) == (120, ["iris", 1])
     schema = pipelines.model_schema(X_train, pd.Series(["Setosa"], name="variety")).to_dict()
@@ -110,7 +121,8 @@ def test_the_best_model_is_the_highest_cv_accuracy_and_a_pinned_version_wins(reg
     assert entry.version == 1  # cv 0.97 beats v2's 0.93, though v2's holdout accuracy is higher
     assert model.predict(X_train).tolist() == trained.predict(X_train).tolist()  # the registered model, loaded back
     assert pipelines.load_best_model(mr, "iris", version=2)[1].version == 2
-    with pytest.raises(LookupError, match="no version 5 of iris_model .*pin an existing model_version"):
+    with pytest.raises(LookupError, match=r"^There is no version 5 of iris_model in the model registry: run "
+                                          r"2_training_pipeline.ipynb for iris or pin an existing model_version\.$"):
         pipelines.model_entry(mr, "iris", version=5)
 
 
@@ -125,7 +137,7 @@ def test_the_comparison_shows_the_new_version_beside_the_best_before_and_the_cha
     new, before = mr.get_model("iris_model", version=2), mr.get_model("iris_model", version=1)
     table = pipelines.compare_models(new, before)
     assert list(table.columns) == ["version 2 (new)", "version 1 (best before)", "change"]
-    assert table.loc["cv_accuracy_mean"].tolist() == [0.93, 0.97, -0.04]
+    assert table.loc["cv_accuracy_mean"].tolist() == [0.9333, 0.97, -0.0367]  # to 4 decimals
     assert list(pipelines.compare_models(new, None).columns) == ["version 2 (new)"]
 
 
@@ -133,8 +145,13 @@ def test_a_version_this_project_did_not_register_is_refused_by_number(registered
     mr, X_train, _ = registered
     mr.python.create_model(name="iris_model", description="the course's own model").save(
         mr.get_model("iris_model", version=1).download())
-    with pytest.raises(SchemaMismatchError, match=r"versions \[3\] of 'iris_model' .*SML_NAMESPACE"):
+    with pytest.raises(SchemaMismatchError) as refused:
         pipelines.load_best_model(mr, "iris")
+    assert str(refused.value) == (
+        "The model registry holds versions [3] of 'iris_model' that this project did not register (the course and "
+        "the Hopsworks tutorials use the same name). Either set SML_NAMESPACE (e.g. SML_NAMESPACE=alice) to give "
+        "this project's objects their own names, or delete them with `sml-run clean` (it lists what it would "
+        "delete; add --yes to delete).")
 
 
 def test_daily_rows_give_n_rows_on_each_day_with_true_labels():
