@@ -39,9 +39,9 @@ __all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NU
            'neighbours_html', 'why_html', 'explained', 'url_parameters', 'visitor_request_url', 'wait_for_request',
            'link_value', 'inputs_from_link', 'link_query', 'link_html', 'link_problem', 'PredictorTab', 'app_page',
            'dataset_from_link', 'dataset_tabs', 'select_dataset_tab', 'open_link', 'DashboardData', 'empty_message',
-           'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'with_watch', 'read_dashboard',
-           'alerts_html', 'quality_html', 'drift_html', 'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage',
-           'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
+           'table_html', 'recent_table_html', 'counts_html', 'section_html', 'dashboard_data', 'with_watch',
+           'read_dashboard', 'alerts_html', 'quality_html', 'drift_html', 'DashboardTab', 'Repeater', 'read_stamp',
+           'DashboardPage', 'apps_folder', 'voila_settings_folder', 'url_prefix', 'voila_command']
 
 # %% ../../notebooks/lib/08_apps.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -684,16 +684,24 @@ def _cell(column: str, value, dataset: str) -> str:
     return str(value)
 
 
+def table_html(label: str,  # the table's accessible name, e.g. "Most recent predictions"
+               headings: list[str],  # one per column
+               rows,  # each an iterable of cell texts, escaped here
+               classes: str = "sml-table",  # CSS classes of the table
+               ) -> str:
+    "An HTML table with a heading row, named `label` for screen readers; every heading and cell is escaped."
+    head = "".join(f"<th scope='col'>{html.escape(heading)}</th>" for heading in headings)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return (f'<table class="{classes}" aria-label="{html.escape(label)}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def recent_table_html(dataset: str, recent: pd.DataFrame) -> str:
     "The recent predictions as an HTML table, in the order given (newest first), with a check mark column."
     columns = [c for c in RECENT_COLUMNS if c in recent.columns]
-    head = "".join(f"<th scope='col'>{RECENT_COLUMNS[c]}</th>" for c in columns) + "<th scope='col'>Right?</th>"
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(c, row[c], dataset))}</td>" for c in columns)
-        + f"<td>{'✔ yes' if row['prediction'] == row['outcome'] else '✘ no'}</td></tr>"
-        for _, row in recent.iterrows())
-    return (f'<table class="sml-table" aria-label="Most recent predictions">'
-            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    rows = ([*(_cell(c, row[c], dataset) for c in columns), "✔ yes" if row["prediction"] == row["outcome"] else "✘ no"]
+            for _, row in recent.iterrows())
+    return table_html("Most recent predictions", [*(RECENT_COLUMNS[c] for c in columns), "Right?"], rows)
 
 # %% ../../notebooks/lib/08_apps.ipynb #2a322d0a
 def counts_html(counts: dict, model: str) -> str:
@@ -764,24 +772,19 @@ def alerts_html(found: pd.DataFrame) -> str:
     "The alerts as a table, newest first: when, what, which feature and window, why; a sentence when none."
     if found is None or found.empty:
         return '<p class="sml-ok" role="status">No alert in the last 7 days.</p>'
-    rows = "".join(
-        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.kind)}</td>"
-        f"<td>{html.escape(row.feature or '')}</td><td>{html.escape(row.time_window)}</td>"
-        f"<td>{html.escape(row.message)}</td></tr>" for row in found.itertuples())
-    return ('<table class="sml-table sml-alerts" aria-label="Alerts of the last 7 days"><thead><tr>'
-            "<th scope='col'>When (UTC)</th><th scope='col'>Alert</th><th scope='col'>Feature</th>"
-            f"<th scope='col'>Window</th><th scope='col'>Why</th></tr></thead><tbody>{rows}</tbody></table>")
+    rows = ([_cell("round_time", row.round_time, ""), row.kind, row.feature or "", row.time_window, row.message]
+            for row in found.itertuples())
+    return table_html("Alerts of the last 7 days", ["When (UTC)", "Alert", "Feature", "Window", "Why"], rows,
+                      "sml-table sml-alerts")
 
 
 def quality_html(failed: pd.DataFrame) -> str:
     "The failed expectations as a table, newest first; a sentence when every expectation passed."
     if failed is None or failed.empty:
         return '<p class="sml-ok" role="status">Every expectation passed in every round.</p>'
-    rows = "".join(
-        f"<tr><td>{html.escape(_cell('round_time', row.round_time, ''))}</td><td>{html.escape(row.expectation)}</td>"
-        f"<td>{row.failed:,} of {row.passed + row.failed:,}</td></tr>" for row in failed.itertuples())
-    return ('<table class="sml-table" aria-label="Failed expectations"><thead><tr><th scope=\'col\'>When (UTC)</th>'
-            f"<th scope='col'>Expectation</th><th scope='col'>Rows failing</th></tr></thead><tbody>{rows}</tbody></table>")
+    rows = ([_cell("round_time", row.round_time, ""), row.expectation, f"{row.failed:,} of {row.passed + row.failed:,}"]
+            for row in failed.itertuples())
+    return table_html("Failed expectations", ["When (UTC)", "Expectation", "Rows failing"], rows)
 
 
 def drift_html(data: DashboardData) -> str:

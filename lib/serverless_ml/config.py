@@ -16,9 +16,9 @@ if TYPE_CHECKING:  # pandas is imported when a time is first read: `sml-run --he
     import pandas as pd
 
 # %% auto #0
-__all__ = ['STAMP_FORMAT', 'BACKENDS', 'NAMESPACE_PATTERN', 'project_root', 'outputs_dir', 'store_home', 'runs_dir', 'utc_now',
-           'run_stamp', 'run_dir', 'to_utc', 'utc_column', 'run_id', 'new_run_dir', 'backend_name', 'lock_timeout',
-           'namespace', 'namespaced']
+__all__ = ['STAMP_FORMAT', 'BACKENDS', 'NAMESPACE_PATTERN', 'project_root', 'outputs_dir', 'store_home', 'resources_dir',
+           'registry_dir', 'runs_dir', 'utc_now', 'run_stamp', 'run_dir', 'to_utc', 'utc_column', 'run_id',
+           'new_run_dir', 'backend_name', 'lock_timeout', 'namespace', 'namespaced']
 
 # %% ../../notebooks/lib/00_config.ipynb #3bffbafa
 def _env_path(name: str) -> Path | None:
@@ -41,6 +41,14 @@ def outputs_dir() -> Path:
 def store_home() -> Path:
     "The local store's folder: `SML_HOME`, else `<outputs>/store`."
     return _env_path("SML_HOME") or outputs_dir() / "store"
+
+def resources_dir() -> Path:
+    "The local folder standing for the Hopsworks `Resources` dataset: `<store>/resources`."
+    return store_home() / "resources"
+
+def registry_dir() -> Path:
+    "The local model registry's folder: `<store>/registry`."
+    return store_home() / "registry"
 
 def runs_dir() -> Path:
     "Where executed notebooks are kept: `SML_RUNS`, else `<outputs>/runs`."

@@ -11,19 +11,15 @@ from pathlib import Path
 
 from fastcore.basics import patch_to
 
-from .config import store_home
+from .config import resources_dir, store_home
 from .local_store import remove_stale, staging_tag
 
 # %% auto #0
-__all__ = ['DatasetError', 'resources_dir', 'local_resource', 'LocalDatasetApi']
+__all__ = ['DatasetError', 'local_resource', 'LocalDatasetApi']
 
 # %% ../../notebooks/lib/01e_dataset_api.ipynb #80446f98
 class DatasetError(OSError):
     "A dataset API call that cannot be carried out; the message says why."
-
-def resources_dir() -> Path:
-    "The local folder standing for the `Resources` dataset."
-    return store_home() / "resources"
 
 def local_resource(path: str) -> Path:
     "The local file or folder for dataset path `path` (`Resources/...`, or `/Projects/<p>/Resources/...`)."

@@ -18,23 +18,19 @@ import pandas as pd
 from fastcore.basics import patch_to
 from hopsworks_common.util import VersionWarning
 
-from .config import store_home
+from .config import registry_dir, store_home
 from .local_store import LocalFeatureStore, remove_stale, staging_tag
 from .model_files import check_model_files
 
 # %% auto #0
-__all__ = ['MODEL_NAME', 'ModelRegistryError', 'registry_dir', 'check_model_name', 'check_metrics', 'Schema', 'ModelSchema',
-           'LocalModel', 'LocalModelRegistry']
+__all__ = ['MODEL_NAME', 'ModelRegistryError', 'check_model_name', 'check_metrics', 'Schema', 'ModelSchema', 'LocalModel',
+           'LocalModelRegistry']
 
 # %% ../../notebooks/lib/01c_local_registry.ipynb #771e2365
 MODEL_NAME = re.compile(r"[a-zA-Z0-9_]+")
 
 class ModelRegistryError(ValueError):
     "A model registry call that cannot be carried out; the message says what to change."
-
-def registry_dir() -> Path:
-    "The folder of registered models."
-    return store_home() / "registry"
 
 def check_model_name(name: str) -> str:
     "`name` if it matches `[a-zA-Z0-9_]+` as Hopsworks requires, else a clear error."

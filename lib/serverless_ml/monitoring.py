@@ -104,19 +104,38 @@ def _warn_rebuilt(dataset_api, dataset: str, problem: str) -> None:
                   MonitoringStateWarning, stacklevel=3)
 
 
+_ABSENT = object()  # what `_read_resource` gives for a file not written yet, or one it could not read
+
+
+def _read_resource(dataset_api, remote: str,  # dataset path of a small file, e.g. `state_folder(...)/state.json`
+                   read,  # reads the downloaded copy (a Path)
+                   unreadable: tuple,  # the errors `read` raises on a damaged file
+                   warn,  # called with such an error, to say what happens instead
+                   ):
+    "`read` of the downloaded `remote`; `_ABSENT` when it does not exist, or (after `warn(error)`) when damaged."
+    if not dataset_api.exists(remote):
+        return _ABSENT
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            return read(Path(dataset_api.download(remote, local_path=folder, overwrite=True)))
+        except unreadable as error:
+            warn(error)
+            return _ABSENT
+
+
+def _json_file(path: Path):
+    "The JSON value in file `path`."
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def read_state(dataset_api, dataset: str) -> dict | None:
     "The monitoring state of `dataset`; None when none was written yet, or (with a warning) when it is unusable."
-    remote = f"{state_folder(dataset)}/{STATE_FILE}"
-    if not dataset_api.exists(remote):
+    state = _read_resource(dataset_api, f"{state_folder(dataset)}/{STATE_FILE}", _json_file,
+                           (UnicodeDecodeError, json.JSONDecodeError),
+                           lambda error: _warn_rebuilt(dataset_api, dataset, f"it is not JSON ({error})"))
+    if state is _ABSENT:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        local = dataset_api.download(remote, local_path=folder, overwrite=True)
-        try:
-            state = json.loads(Path(local).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            _warn_rebuilt(dataset_api, dataset, f"it is not JSON ({error})")
-            return None
-    state = {**empty_state(), **state} if isinstance(state, dict) else state
+    state = {**empty_state(), **state} if isinstance(state, dict) else state  # JSON null is a state, and broken
     problem = state_problem(dataset, state)
     if problem:
         _warn_rebuilt(dataset_api, dataset, problem)
@@ -549,20 +568,20 @@ def last_predictions(project, dataset: str, state: dict, n: int,
 WINDOW_FILE = "drift_windows.npz"  # beside the state: the drift windows' counts per event day (`drift.DayCounts`)
 
 
+def _warn_windows_restart(dataset_api, dataset: str, error: Exception) -> None:
+    "Warn that `dataset`'s drift window counts are unreadable (`error`) and the windows start anew, naming the file."
+    warnings.warn(f"The drift window counts {_state_file(dataset_api, dataset).replace(STATE_FILE, WINDOW_FILE)} "
+                  f"are not readable ({error}); the 7- and 30-day windows start anew from this round.",
+                  MonitoringStateWarning, stacklevel=4)
+
+
 def read_window_counts(dataset_api, dataset: str, reference: dict, model_version: int):
     "The kept drift-window counts of `dataset` for `model_version`; None when none (or, with a warning, unreadable)."
-    remote = f"{state_folder(dataset)}/{WINDOW_FILE}"
-    if not dataset_api.exists(remote):
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        local = dataset_api.download(remote, local_path=folder, overwrite=True)
-        try:
-            return drift.read_days(local, reference, model_version)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            warnings.warn(f"The drift window counts {_state_file(dataset_api, dataset).replace(STATE_FILE, WINDOW_FILE)} "
-                          f"are not readable ({error}); the 7- and 30-day windows start anew from this round.",
-                          MonitoringStateWarning, stacklevel=2)
-            return None
+    counts = _read_resource(dataset_api, f"{state_folder(dataset)}/{WINDOW_FILE}",
+                            lambda local: drift.read_days(local, reference, model_version),
+                            (OSError, ValueError, KeyError, zipfile.BadZipFile),
+                            lambda error: _warn_windows_restart(dataset_api, dataset, error))
+    return None if counts is _ABSENT else counts
 
 
 def write_window_counts(dataset_api, dataset: str, kept, model_version: int) -> None:

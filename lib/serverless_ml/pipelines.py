@@ -208,7 +208,7 @@ def model_entry(mr, dataset: str, version: int = 0):
     check_registry(mr, dataset)
     entry = mr.get_model(name, version=version) if version else best_model(mr, dataset)
     if entry is None:
-        which = f"version {version} of {name}" if version else f"any version of {name}"
+        which = f"version {version} of {name}" if version else f"version of {name}"
         raise LookupError(f"There is no {which} in the model registry: run 2_training_pipeline.ipynb for "
                           f"{dataset}{' or pin an existing model_version' if version else ''}.")
     return entry

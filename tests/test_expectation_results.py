@@ -1,0 +1,56 @@
+"""Data quality per expectation (`validation.expectation_results`): what the dashboard's failed-expectations table and
+the quality alerts count. Fast: no store, no model."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from serverless_ml import datasets, validation
+
+
+@pytest.fixture
+def rows() -> pd.DataFrame:
+    "Four iris rows: two petals too long, one sepal width missing, one variety that is not an iris."
+    rows = datasets.load("iris").head(4).copy()
+    rows.loc[[0, 2], "petal_length"] = 99.0
+    rows.loc[1, "sepal_width"] = None
+    rows.loc[3, "variety"] = "Rose"
+    return rows
+
+
+def failures(table: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    return {row.expectation: (row.passed, row.failed) for row in table.itertuples() if row.failed}
+
+
+def test_clean_rows_pass_every_expectation_of_the_feature_group():
+    table = validation.expectation_results("iris", datasets.load("iris").head(4))
+    assert len(table) == 28 and (table.passed == 4).all() and (table.failed == 0).all()
+    assert table.expectation.tolist()[:5] == ["*: column_in_schema", "flower_id: column_in_dataframe", "flower_id: dtype",
+                                              "flower_id: not_nullable", "flower_id: field_uniqueness"]
+    assert "petal_length: in_range(0.5, 8.0)" in table.expectation.tolist()
+    assert list(table.columns) == ["expectation", "column", "check", "passed", "failed"]
+
+
+def test_each_failed_expectation_counts_its_own_failing_rows(rows):
+    assert failures(validation.expectation_results("iris", rows)) == {
+        "sepal_width: not_nullable": (3, 1), "petal_length: in_range(0.5, 8.0)": (2, 2),
+        "variety: isin(['Setosa', 'Versicolor', 'Virginica'])": (3, 1)}
+
+
+@pytest.mark.parametrize("change, expectation", [
+    (lambda rows: rows.drop(columns=["petal_width"]), "petal_width: column_in_dataframe"),
+    (lambda rows: rows.assign(flower_id=1), "flower_id: field_uniqueness"),
+    (lambda rows: rows.assign(extra=1), "*: column_in_schema"),
+], ids=["a missing column", "repeated ids", "an unknown column"])
+def test_a_table_wide_failure_fails_every_row_under_its_own_name(rows, change, expectation):
+    found = failures(validation.expectation_results("iris", change(rows)))
+    assert found.pop(expectation) == (0, 4)
+    assert set(found) == {"sepal_width: not_nullable", "petal_length: in_range(0.5, 8.0)",
+                          "variety: isin(['Setosa', 'Versicolor', 'Virginica'])"}
+
+
+def test_a_column_of_the_wrong_type_fails_its_dtype_expectation():
+    clean = datasets.load("iris").head(4)
+    found = failures(validation.expectation_results("iris", clean.assign(sepal_length=clean.sepal_length.astype(str))))
+    assert found["sepal_length: dtype"] == (0, 4)
