@@ -73,7 +73,7 @@ class ReadyFirstVoila(Voila):
                       self.public_port, self.ready_timeout)
         try:
             waited = self.ioloop.run_sync(self.until_ready)
-        except TimeoutError:  # stopped by a signal before the pools were ready
+        except RuntimeError:  # tornado: "Event loop stopped before Future completed" (SIGTERM while waiting)
             self.stop()
             return
         ready = every_app_ready(self.kernel_manager)
