@@ -985,6 +985,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'serverless_ml.runs._image_digests': ('lib/runs.html#_image_digests', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._iso': ('lib/runs.html#_iso', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._keep_predictions': ('lib/runs.html#_keep_predictions', 'serverless_ml/runs.py'),
+                                    'serverless_ml.runs._key_hash': ('lib/runs.html#_key_hash', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._model_entry': ('lib/runs.html#_model_entry', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._normalised': ('lib/runs.html#_normalised', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._predictions': ('lib/runs.html#_predictions', 'serverless_ml/runs.py'),

@@ -136,8 +136,10 @@ def _columns(group, columns: list[str]) -> pd.DataFrame | None:
 
 
 def _row_count(group) -> int | None:
-    "How many rows `group` holds, from a read of one column (its event time), None when there is no group."
-    return None if group is None else len(_columns(group, [group.event_time or group.features[0].name]))
+    "How many rows `group` holds, from a read of one column (its key: an integer is the cheapest), None if no group."
+    if group is None:
+        return None
+    return len(_columns(group, [(list(group.primary_key) or [group.event_time or group.features[0].name])[0]]))
 
 
 def _model_entry(model) -> dict:
@@ -189,8 +191,10 @@ FINGERPRINT_ROWS = 100_000  # about how many rows `group_fingerprint` holds at a
 
 def _window_starts(times: pd.Series, size: int) -> list:
     "Whole-second event times cutting `times` into windows of about `size` rows (more where rows share a second)."
-    seconds = times.dropna().dt.floor("s").sort_values()
-    return seconds.iloc[::size].drop_duplicates().tolist()
+    micros = np.sort(_hashable(times.dropna()).to_numpy())  # UTC microseconds: one 8-byte copy, sorted in place
+    cuts = pd.Series(pd.to_datetime(micros[::size], unit="us", utc=True)).dt.floor("s")
+    cuts = cuts.dt.tz_convert(times.dt.tz) if times.dt.tz is not None else cuts.dt.tz_localize(None)
+    return cuts.drop_duplicates().tolist()
 
 
 def _window(group, start, end) -> pd.DataFrame:
@@ -231,15 +235,28 @@ def _group_summary(name: str, group) -> dict:
     return {"name": name, "version": 1, "rows": rows, "fingerprint": fingerprint}
 
 
+def _key_hash(keys: pd.DataFrame) -> np.ndarray:
+    "One 64-bit hash per prediction key, column by column (id, then event time as UTC microseconds), in place."
+    hashes = pd.util.hash_array(keys["id"].to_numpy("int64"))
+    times = pd.util.hash_array(_hashable(keys["event_time"]).to_numpy("int64"))
+    times *= np.uint64(0x9E3779B97F4A7C15)  # (a, b) and (b, a) hash apart
+    hashes ^= times
+    return hashes
+
+
 def key_hashes(keys: pd.DataFrame | None, # prediction keys (id, event time); None when there is no group
                ) -> np.ndarray:
-    "The sorted 64-bit hashes of the prediction keys (times as UTC microseconds): what a stage's start is compared by."
-    return np.sort(row_hashes(keys[PREDICTION_ID])) if keys is not None and len(keys) else np.empty(0, "uint64")
+    "The sorted 64-bit hashes of the prediction keys: what a stage's start is compared by (never written down)."
+    if keys is None or not len(keys):
+        return np.empty(0, "uint64")
+    hashes = _key_hash(keys)
+    hashes.sort()
+    return hashes
 
 
 def _held(hashes: np.ndarray, keys: pd.DataFrame) -> np.ndarray:
     "A mask over `keys`: True where the sorted `hashes` hold the key's hash (one binary search per key)."
-    found = row_hashes(keys[PREDICTION_ID])
+    found = _key_hash(keys)
     at = np.searchsorted(hashes, found).clip(max=len(hashes) - 1)
     return hashes[at] == found
 
@@ -381,13 +398,15 @@ def _compared_part(before: dict | None) -> dict | None:
 def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dict | None:
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
     before = snapshot(project, dataset, stage == "inference") if self.observe and project is not None else None
+    groups = before.pop("groups") if before is not None else None
+    before = _compared_part(before)  # the keys give way to their hashes before the groups are fingerprinted
     with self._lock:
         entry = self.entry(dataset, stage)
         entry.update(status="running", started=wall_clock(), parameters=parameters)
         if before is not None:
-            entry["inputs"] = stage_inputs(stage, dataset, parameters, before)
+            entry["inputs"] = stage_inputs(stage, dataset, parameters, {"groups": groups})
         self.save()
-    return _compared_part(before)
+    return before
 
 # %% ../../notebooks/lib/09_runs.ipynb #f2f87777
 PREDICTIONS_FILE = "predictions.csv"
