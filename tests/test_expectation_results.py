@@ -54,3 +54,31 @@ def test_a_column_of_the_wrong_type_fails_its_dtype_expectation():
     clean = datasets.load("iris").head(4)
     found = failures(validation.expectation_results("iris", clean.assign(sepal_length=clean.sepal_length.astype(str))))
     assert found["sepal_length: dtype"] == (0, 4)
+
+
+def test_a_suite_is_strict_unless_told_and_a_bad_policy_or_schema_is_named():
+    schema = datasets.schema("iris")
+    assert validation.expectation_suite(schema).validation_ingestion_policy == "STRICT"
+    assert validation.expectation_suite(schema, policy=" always ").validation_ingestion_policy == "ALWAYS"
+    with pytest.raises(ValueError, match=r"^Unknown validation policy 'LAX': use one of STRICT, ALWAYS\.$"):
+        validation.expectation_suite(schema, policy="LAX")
+    with pytest.raises(TypeError, match=r"^expectation_suite needs a pandera DataFrameSchema, got dict\.$"):
+        validation.expectation_suite({"petal_length": float})
+
+
+def test_a_strict_suite_rejects_the_rows_and_says_how_to_insert_anyway(rows):
+    with pytest.raises(validation.ValidationError) as refused:
+        validation.enforce(rows, validation.expectation_suite(datasets.schema("iris")), what="the iris rows")
+    assert refused.value.report.ingestion_result == "REJECTED"
+    message = str(refused.value)
+    assert message.startswith("The STRICT expectations refused the iris rows; nothing was written. 4 of 4 rows "
+                              "failed (index 0, 1, 2, 3). Failed checks by column: ")
+    assert message.endswith(" Fix these rows, or attach the suite with policy='ALWAYS' to insert and report.")
+    assert "petal_length: in_range(0.5, 8.0)" in message and "sepal_width: not_nullable" in message
+
+
+def test_a_passing_report_has_no_failing_rows_or_columns():
+    report = validation.validate(datasets.load("iris").head(4), validation.expectation_suite(datasets.schema("iris")))
+    assert (report.success, report.failing_rows, report.failing_columns) == (True, [], [])
+    assert list(report.failure_cases.columns) == ["column", "check", "failure_case", "index"]
+    assert report.summary() == "All 4 rows passed."

@@ -33,12 +33,12 @@ def filled(project):
 
 @pytest.fixture
 def registered(filled):
-    "Two registered iris versions: v1 with the better CV accuracy, v2 with the better holdout accuracy."
+    "Two registered iris versions: v1 with the better holdout accuracy, v2 with the better CV accuracy."
     project, fv = filled
     X_train, _, y_train, _ = pipelines.training_data(fv, "iris")
     model, mr = KNeighborsClassifier(3).fit(X_train, y_train), project.get_model_registry()  # not tuned: fast
     confusion = models.confusion("iris", y_train, y_train)
-    for metrics in ({"accuracy": 0.90, "cv_accuracy_mean": 0.97}, {"accuracy": 0.99, "cv_accuracy_mean": 0.93333}):
+    for metrics in ({"accuracy": 0.99, "cv_accuracy_mean": 0.93333}, {"accuracy": 0.90, "cv_accuracy_mean": 0.97}):
         pipelines.register_model(mr, "iris", model, metrics, confusion, X_train, y_train, fv, confusion_png=b"png")
     return mr, X_train, model
 
@@ -101,7 +101,7 @@ def test_the_training_data_is_a_seeded_fifth_held_out_with_labels_beside_their_r
 def test_registering_records_the_metrics_the_schema_and_the_training_rows(registered):
     mr, X_train, _ = registered
     entry = mr.get_model(pipelines.model_name("iris"), version=1)
-    assert entry.training_metrics == {"accuracy": 0.90, "cv_accuracy_mean": 0.97}
+    assert entry.training_metrics == {"accuracy": 0.99, "cv_accuracy_mean": 0.93333}
     assert entry.description.startswith("iris: KNeighborsClassifier trained on feature view iris v1")
     assert entry.input_example == X_train.iloc[0].tolist()  # the first training row, for the model page
     assert entry.model_schema["output_schema"]["columnar_schema"][0]["name"] == "variety"
@@ -118,9 +118,9 @@ def test_registering_records_the_metrics_the_schema_and_the_training_rows(regist
 def test_the_best_model_is_the_highest_cv_accuracy_and_a_pinned_version_wins(registered):
     mr, X_train, trained = registered
     model, entry = pipelines.load_best_model(mr, "iris")
-    assert entry.version == 1  # cv 0.97 beats v2's 0.93, though v2's holdout accuracy is higher
+    assert entry.version == 2  # cv 0.97 beats v1's 0.93, though v1's holdout accuracy is higher
     assert model.predict(X_train).tolist() == trained.predict(X_train).tolist()  # the registered model, loaded back
-    assert pipelines.load_best_model(mr, "iris", version=2)[1].version == 2
+    assert pipelines.load_best_model(mr, "iris", version=1)[1].version == 1
     with pytest.raises(LookupError, match=r"^There is no version 5 of iris_model in the model registry: run "
                                           r"2_training_pipeline.ipynb for iris or pin an existing model_version\.$"):
         pipelines.model_entry(mr, "iris", version=5)
@@ -137,7 +137,7 @@ def test_the_comparison_shows_the_new_version_beside_the_best_before_and_the_cha
     new, before = mr.get_model("iris_model", version=2), mr.get_model("iris_model", version=1)
     table = pipelines.compare_models(new, before)
     assert list(table.columns) == ["version 2 (new)", "version 1 (best before)", "change"]
-    assert table.loc["cv_accuracy_mean"].tolist() == [0.9333, 0.97, -0.0367]  # to 4 decimals
+    assert table.loc["cv_accuracy_mean"].tolist() == [0.97, 0.9333, 0.0367]  # to 4 decimals
     assert list(pipelines.compare_models(new, None).columns) == ["version 2 (new)"]
 
 
@@ -161,3 +161,6 @@ def test_daily_rows_give_n_rows_on_each_day_with_true_labels():
     assert list(rows.columns) == list(datasets.schema("iris").columns) and str(rows.event_time.dt.tz) == "UTC"
     assert set(rows.variety) <= {"Setosa", "Versicolor", "Virginica"}
     pd.testing.assert_frame_equal(rows, pipelines.daily_rows("iris", 3, days, seed=1))
+    pd.testing.assert_frame_equal(rows, pipelines.daily_rows("iris", 3, days, seed=1, drift=0.0))  # no drift unless asked
+    drifted = pipelines.daily_rows("iris", 3, days, seed=1, drift=0.6)
+    assert not drifted[datasets.spec("iris").features].equals(rows[datasets.spec("iris").features])
