@@ -285,7 +285,7 @@ def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
             f"and predictions, vs {SMALL:,}")
     return [row("incremental_time", seconds["large"], seconds["small"], what + f"; best of {repeats}, seconds"),
             {**row("incremental_memory", peak["large"], peak["small"], what + f"; peak RSS in MiB (value_s and "
-                   f"floor_s hold MiB), largest process of the round (a kernel), median of {repeats}")}]
+                   f"floor_s hold MiB), largest process of the round (the runner or a kernel), median of {repeats}")}]
 
 
 def best_of(action, repeats: int = 5) -> float:
