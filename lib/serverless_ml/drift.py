@@ -129,15 +129,17 @@ def psi(reference_shares: np.ndarray, new_shares: np.ndarray) -> float:
     return float(np.sum((new - ref) * np.log(new / ref)))
 
 # %% ../../notebooks/lib/06b_drift.ipynb #e3de81a4
-def _number_cells(prepared: dict, values: np.ndarray) -> np.ndarray:
-    "Each value's cell: 2i below grid point i (above point i-1), 2i+1 on point i, 2*points+1 missing."
-    grid = prepared["grid"]
-    places = np.searchsorted(grid, values, side="left")  # NaN goes past the end
-    on_point = places < grid.size
-    on_point[on_point] = grid[places[on_point]] == values[on_point]
-    cells = 2 * places + on_point
-    cells[np.isnan(values)] = 2 * grid.size + 1
-    return cells
+def _number_counts(prepared: dict, values: np.ndarray) -> np.ndarray:
+    "How many `values` fall in each cell: 2i below grid point i (above point i-1), 2i+1 on point i, then missing."
+    grid, ordered = prepared["grid"], np.sort(values)  # one sort, as np.histogram; NaN sorts last
+    known = int(np.searchsorted(ordered, np.inf, side="right"))
+    below = np.searchsorted(ordered[:known], grid, side="left")  # a search per grid point, not per value
+    at_or_below = np.searchsorted(ordered[:known], grid, side="right")
+    counts = np.empty(prepared["cells"], dtype="int64")
+    counts[0:-2:2] = below - np.concatenate([[0], at_or_below[:-1]])
+    counts[1:-1:2] = at_or_below - below
+    counts[-2:] = known - at_or_below[-1], values.size - known  # above the last point; missing
+    return counts
 
 
 def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) -> tuple[float, int]:
@@ -180,20 +182,14 @@ def _measure_number(reference: dict, counts: np.ndarray) -> dict:
     return {"shares": shares, "test": "ks", "statistic": statistic, "size": size, "n": known + missing}
 
 
-def _cells(reference: dict, column: pd.Series) -> tuple[np.ndarray, int]:
-    "Each value's cell on one feature's reference, and how many cells there are."
-    prepared = _prepared(reference)
-    if reference["kind"] == "number":
-        return _number_cells(prepared, _numbers(column)), prepared["cells"]
-    return _category_cells(prepared, column), prepared["cells"]
-
-
 def feature_counts(reference: dict,  # one feature's reference (`reference_statistics(...)["features"][name]`)
                    column: pd.Series,  # the new values of that feature
                    ) -> np.ndarray:
     "How many of the new values fall in each cell of the feature's reference: what rounds and windows add up."
-    cells, size = _cells(reference, column)
-    return np.bincount(cells, minlength=size)
+    prepared = _prepared(reference)
+    if reference["kind"] == "number":
+        return _number_counts(prepared, _numbers(column))
+    return np.bincount(_category_cells(prepared, column), minlength=prepared["cells"])
 
 # %% ../../notebooks/lib/06b_drift.ipynb #0008631b
 def _prepare_category(reference: dict) -> dict:
@@ -270,17 +266,32 @@ def _day(times) -> np.ndarray:
     return times.dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype("int64")
 
 
+def _by_day(index: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
+    "The order grouping the rows by day (stable), and where each of the `days` days starts in it, then the end."
+    order = np.argsort(index, kind="stable")
+    return order, np.searchsorted(index[order], np.arange(days + 1))
+
+
+def _counts_per_day(reference: dict, column: pd.Series, index: np.ndarray, grouped: tuple) -> np.ndarray:
+    "One row of `feature_counts` per day of `column` (`index`: each value's day; `grouped`: `_by_day`)."
+    prepared, (order, bounds) = _prepared(reference), grouped
+    days, size = bounds.size - 1, prepared["cells"]
+    if reference["kind"] == "category":  # one count over (day, cell) pairs
+        return np.bincount(index * size + _category_cells(prepared, column), minlength=days * size).reshape(days, size)
+    values = _numbers(column)[order]  # numbers: each day's values sorted on their own
+    parts = [_number_counts(prepared, values[start:end]) for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+    return np.array(parts, dtype="int64").reshape(days, size)
+
+
 def day_counts(dataset: str,  # iris or titanic
                reference: dict,  # from `reference_statistics`
                rows: pd.DataFrame,  # new rows with the reference's features and the event time
                ) -> DayCounts:
     "The cell counts of `rows` per feature and UTC event day."
     days, index = np.unique(_day(rows[spec(dataset).event_time]), return_inverse=True)
-    counts = {}
-    for feature, ref in reference["features"].items():
-        cells, size = _cells(ref, rows[feature])
-        counts[feature] = np.bincount(index * size + cells, minlength=days.size * size).reshape(days.size, size)
-    return DayCounts(days, counts)
+    grouped = _by_day(index, days.size)
+    return DayCounts(days, {feature: _counts_per_day(ref, rows[feature], index, grouped)
+                            for feature, ref in reference["features"].items()})
 
 # %% ../../notebooks/lib/06b_drift.ipynb #ed6fa930
 def add_days(kept: DayCounts | None,  # the counts kept so far; None before the first round
