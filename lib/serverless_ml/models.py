@@ -31,8 +31,8 @@ from .model_files import UntrustedModelError, check_model_files
 # %% auto #0
 __all__ = ['SEED', 'CV_FOLDS', 'N_JOBS', 'IRIS_K_CHOICES', 'AGE_BANDS', 'TITANIC_CATEGORICAL', 'TITANIC_NUMERIC',
            'TITANIC_PARAMS', 'MODEL_FILE', 'MANIFEST_FILE', 'TRUSTED_TYPES', 'features_of', 'folds', 'iris_pipeline',
-           'train_iris', 'TitanicImputer', 'titanic_pipeline', 'train', 'predict', 'predict_proba', 'evaluate',
-           'confusion', 'save_model', 'load_model']
+           'train_iris', 'TitanicImputer', 'titanic_pipeline', 'train', 'distinct_rows', 'predict', 'predict_proba',
+           'evaluate', 'confusion', 'save_model', 'load_model']
 
 # %% ../../notebooks/lib/04_models.ipynb #f9a0fdaa
 SEED = 42  # default seed of every model and split
@@ -138,9 +138,18 @@ def train(dataset: str, X: pd.DataFrame, y, seed: int = SEED) -> Pipeline:
     return titanic_pipeline(seed).fit(features_of(dataset, X), y.astype("int64"))
 
 # %% ../../notebooks/lib/04_models.ipynb #2438d89d
+def distinct_rows(X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    "The distinct rows of `X` (the first of each, in order), and for each row of `X` the place of its own among them."
+    copies = X.groupby(list(X.columns), sort=False, dropna=False, observed=True).ngroup().to_numpy()  # as first seen
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(copies), prepend=-1) > 0)  # where a new number appears
+    return X.iloc[first], copies
+
+
 def predict(dataset: str, model, X: pd.DataFrame) -> np.ndarray:
-    "The predicted label values of the rows of `X`."
-    predicted = model.predict(features_of(dataset, X))
+    "The predicted label values of the rows of `X` (each distinct row predicted once)."
+    features = features_of(dataset, X)
+    distinct, copies = distinct_rows(features) if len(features) > 1 else (features, np.arange(len(features)))
+    predicted = np.asarray(model.predict(distinct))[copies]
     return np.asarray(predicted, dtype=object if dataset == "iris" else "int64")
 
 

@@ -206,26 +206,35 @@ def _already_predicted(rows: pd.DataFrame, predicted: pd.DataFrame, key: str) ->
     return mask
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #5d4b74c3
+def _kept(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    "The rows where `mask` holds; `rows` itself when it holds everywhere (a million rows are not copied for nothing)."
+    return rows if mask.all() else rows[mask]
+
+
+def _numbered(rows: pd.DataFrame) -> pd.DataFrame:
+    "`rows` with the index 0, 1, ...: itself when it has it already, else renumbered (a copy)."
+    return rows if rows.index.equals(pd.RangeIndex(len(rows))) else rows.reset_index(drop=True)
+
+
 def rows_to_predict(project, dataset: str, state: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     "`(rows without a prediction, predictions missing from the state's counts)`, read from the window only."
     fs, spec_, start = project.get_feature_store(), spec(dataset), _window_start(state)
     rows = read_since(existing_group(fs, dataset), start)
-    rows = rows[utc_column(rows[spec_.event_time]) > HISTORICAL_TIME]
+    rows = _kept(rows, (utc_column(rows[spec_.event_time]) > HISTORICAL_TIME).to_numpy())
     logged = fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
     predicted = read_since(logged, start) if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
     if len(predicted):
-        rows = rows[~_already_predicted(rows, predicted, spec_.primary_key[0])]
-    rows = rows.reset_index(drop=True)
+        rows = _kept(rows, ~_already_predicted(rows, predicted, spec_.primary_key[0]))
     counted_until = to_utc(state["last_prediction_time"])
     uncounted = predicted if counted_until is None else predicted[
         utc_column(predicted["prediction_time"]) > counted_until]
-    return rows, uncounted[PREDICTION_COLUMNS].reset_index(drop=True)
+    return _numbered(rows), uncounted[PREDICTION_COLUMNS].reset_index(drop=True)
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #987223ba
 def predict_rows(dataset: str, model, model_version: int, rows: pd.DataFrame,
                  now: pd.Timestamp | None = None) -> pd.DataFrame:
     "One prediction per row: id, event time, prediction, true outcome, model version, prediction time."
-    spec_, rows = spec(dataset), rows.reset_index(drop=True)
+    spec_, rows = spec(dataset), _numbered(rows)
     labels = models.predict(dataset, model, rows[spec_.features]) if len(rows) else rows[spec_.label]
     frame = pd.DataFrame({"id": rows[spec_.primary_key[0]].astype("int64"),
                           "event_time": utc_column(rows[spec_.event_time]),

@@ -103,7 +103,10 @@ def our_group(fs, name: str, version: int,
               columns: list[str],  # the group's columns, checked against an existing group
               primary_key: list[str], event_time: str, description: str, **options):
     "Feature group `name` v`version`, made on `WRITE_PATH` when absent, refused when it exists with another schema."
-    check_existing(fs.get_feature_group(name, version=version), "feature group", columns, primary_key, event_time)
+    existing = check_existing(fs.get_feature_group(name, version=version), "feature group", columns, primary_key,
+                              event_time)
+    if existing is not None:  # stored: get_or_create would only fetch the same group again
+        return existing
     return fs.get_or_create_feature_group(name=name, version=version, description=description,
                                           primary_key=primary_key, event_time=event_time, online_enabled=False,
                                           **options, **WRITE_PATH)
