@@ -5,7 +5,7 @@
   stage's parameters and imports: what the stages cost beyond kernel start and imports.
 - `backfill_365`: `sml-run backfill --days 365` against one `sml-run daily`, both datasets.
 - `batch_inference_1m`: `monitoring.predict_new_rows` over 1,000,000 new Iris rows (the whole stage:
-  model loaded, lock, store read, predict, predictions written, monitoring counts folded, pictures
+  model loaded, lock, store read, predict (each distinct feature row once: the floor predicts every row), predictions written, monitoring counts folded, pictures
   drawn and uploaded, then the round watched: drift of the round and the 7- and 30-day windows, the
   expectations, the alerts, each written to its feature group) against reading a Parquet file of the same rows, `model.predict`, and writing a
   Parquet file of the predictions.
@@ -259,7 +259,7 @@ def batch_inference_1m(folder: Path, repeats: int = 2) -> dict:
     shutil.rmtree(pristine)
     return row("batch_inference_1m", min(values), min(floors),
                f"{LARGE:,} new iris rows, monitoring.predict_new_rows: model loaded, store read after the watermark, "
-               f"predict, upsert the predictions, fold the monitoring counts, draw and upload the pictures, drift + quality + "
+               f"predict (each distinct feature row once), upsert the predictions, fold the monitoring counts, draw and upload the pictures, drift + quality + "
                f"alerts of the round and its 7/30-day windows, vs read_parquet + model.predict + to_parquet (model loaded in both); best of {repeats}")
 
 
