@@ -664,13 +664,16 @@ def _time_filter(self, start_time, end_time) -> tuple[str, list]:
 # %% ../../notebooks/lib/01b_local_store.ipynb #d24261b2
 @patch_to(LocalFeatureGroup)
 def _select_sql(self, columns: list[str], start_time=None, end_time=None, online: bool = False,
-                order: bool = False, filters: tuple = ()) -> tuple[str, list]:
+                order: bool = False, filters: tuple = (),
+                naive: tuple = (), # zoned columns to select as UTC wall times (`_read` localises them)
+                ) -> tuple[str, list]:
     "The SQL reading `columns` in an event-time window and under `filters`; online keeps the latest row per key."
     condition, params = self._time_filter(start_time, end_time)
     for each in filters:
         sql_condition, value = each.sql()
         condition, params = f"{condition} AND {sql_condition}", [*params, value]
-    sql = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {self._table} WHERE {condition}"
+    selected = [f"{quoted(c)}::TIMESTAMP AS {quoted(c)}" if c in naive else quoted(c) for c in columns]
+    sql = f"SELECT {', '.join(selected)} FROM {self._table} WHERE {condition}"
     if online and self.primary_key and self.event_time:
         keys = ", ".join(quoted(c) for c in self.primary_key)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {quoted(self.event_time)} DESC) = 1"
@@ -678,14 +681,25 @@ def _select_sql(self, columns: list[str], start_time=None, end_time=None, online
         sql += " ORDER BY " + ", ".join(quoted(c) for c in self._key)
     return sql, params
 
+_ZONED = ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+
+@patch_to(LocalFeatureGroup)
+def _zoned(self, columns: list[str]) -> tuple:
+    "Which of `columns` are stored as zoned times (TIMESTAMPTZ)."
+    types = {f.name: f.duckdb_type.upper() for f in self._require_stored()}
+    return tuple(c for c in columns if types.get(c) in _ZONED)
+
 @patch_to(LocalFeatureGroup)
 def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False,
           filters: tuple = ()) -> pd.DataFrame:
-    "Rows of `columns`, from one read-only connection and one SQL query."
-    self._require_stored()
-    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters)
-    with connect(read_only=True) as con:
-        return con.execute(sql, params).df()
+    "Rows of `columns`, from one read-only connection and one SQL query; zoned times come back as UTC."
+    zoned = self._zoned(columns)  # fetched as UTC wall times, localised here: DuckDB's own zoned conversion
+    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters, zoned)  # to pandas
+    with connect(read_only=True) as con:  # holds about twice the memory and keeps part of it
+        df = con.execute(sql, params).df()
+    for column in zoned:
+        df[column] = df[column].dt.tz_localize("UTC")
+    return df
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #69c615ff
 @patch_to(LocalFeatureGroup)
