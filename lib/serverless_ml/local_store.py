@@ -34,9 +34,9 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
 # %% auto #0
 __all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'TIME_TRAVEL_FORMATS', 'StoreBusyError',
            'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock',
-           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'transaction', 'table_name', 'quoted',
-           'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery',
-           'LocalFeatureView', 'keyed_test_mask', 'LocalFeatureStore']
+           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'held_reads', 'transaction', 'table_name',
+           'quoted', 'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup',
+           'LocalQuery', 'LocalFeatureView', 'keyed_test_mask', 'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
@@ -276,9 +276,18 @@ def _prepare(con: duckdb.DuckDBPyConnection, new: bool, read_only: bool) -> tupl
     return state
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #a36b0822
+_lent = threading.local()  # the connection `held_reads` lends to this thread's reads
+
 @contextmanager
 def connect(read_only: bool = False):
     "A short-lived connection to the store file (created with its catalog when new): open, check, work, fold, close."
+    held = getattr(_lent, "con", None)
+    if held is not None:  # inside `held_reads`: its connection serves this thread's reads
+        if not read_only:
+            raise FeatureStoreError("A write inside `held_reads()`, which holds one read-only connection: "
+                                    "write before or after the block.")
+        yield held
+        return
     path = store_file()
     new = not path.exists()
     if new:
@@ -294,6 +303,19 @@ def connect(read_only: bool = False):
                 _fold(con, path, opened)
         finally:
             con.close()
+
+@contextmanager
+def held_reads():
+    "Serve this thread's reads in the block from one connection: one open (not one per read) and one view of the store."
+    if getattr(_lent, "con", None) is not None:  # nested: the outer block's connection serves
+        yield
+        return
+    with connect(read_only=True) as con:
+        _lent.con = con
+        try:
+            yield
+        finally:
+            _lent.con = None
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #cbde91b9
 @contextmanager

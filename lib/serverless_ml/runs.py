@@ -5,6 +5,7 @@
 # %% ../../notebooks/lib/09_runs.ipynb #1815aa68
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -25,12 +26,12 @@ from fastcore.basics import patch_to
 from .config import backend_name, project_root, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX',
-           'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest', 'row_hashes', 'rows_fingerprint',
-           'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint', 'key_hashes', 'source_input',
-           'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance',
-           'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text', 'write_index',
-           'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
+__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'MANIFEST',
+           'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest',
+           'row_hashes', 'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint',
+           'key_hashes', 'source_input', 'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock',
+           'Manifest', 'provenance', 'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table',
+           'show_text', 'write_index', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
 def sha256_bytes(data: bytes) -> str:
@@ -77,9 +78,11 @@ def row_hashes(rows: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
-def _digest(hashes: np.ndarray) -> str:
+def _digest(hashes: np.ndarray, # row hashes, sorted here in place (no copy of a million of them)
+            ) -> str:
     "The SHA-256 of the sorted row hashes (of no rows: the SHA-256 of nothing)."
-    return sha256_bytes(np.sort(hashes).tobytes())
+    hashes.sort()
+    return hashlib.sha256(np.ascontiguousarray(hashes)).hexdigest()  # the array's bytes, not a copy of them
 
 
 def rows_fingerprint(rows: pd.DataFrame) -> str:
@@ -189,7 +192,7 @@ def snapshot(project, # a logged-in project (`store.login()`)
             "images": images}
 
 # %% ../../notebooks/lib/09_runs.ipynb #6015bea4
-FINGERPRINT_ROWS = 100_000  # about how many rows `group_fingerprint` holds at a time
+FINGERPRINT_ROWS = 25_000  # about how many rows `group_fingerprint` holds at a time
 
 
 def _utc_times(times: pd.Series):
@@ -218,16 +221,31 @@ def _window(group, start, end) -> pd.DataFrame:
     return group.select_all().filter(time >= start if end is None else (time >= start) & (time < end)).read()
 
 
+WINDOWS_A_CONNECTION = 16  # windows read through one connection (the local store caches what a connection read)
+
+
 def _windowed_hashes(group, starts: list, keyed: bool = False) -> tuple[np.ndarray, set, np.ndarray | None]:
     "The row hashes of `group`, read one event-time window at a time, the windows' column types, and (`keyed`) key hashes."
     parts, types, keys = [np.empty(0, "uint64")], set(), [np.empty(0, "uint64")]
-    for start, end in zip(starts, [*starts[1:], None], strict=False):  # no starts: no window
-        rows = _window(group, start, end)
-        if len(rows):
-            parts.append(row_hashes(rows))
-            types.add(tuple(sorted(rows.dtypes.astype(str).items())))
-            keys += [_key_hash(rows)] if keyed else []
-    return np.concatenate(parts), types, np.sort(np.concatenate(keys)) if keyed else None
+    windows = list(zip(starts, [*starts[1:], None], strict=False))  # no starts: no window
+    for first in range(0, len(windows), WINDOWS_A_CONNECTION):
+        with _one_connection(group):
+            for start, end in windows[first:first + WINDOWS_A_CONNECTION]:
+                rows = _window(group, start, end)
+                if len(rows):
+                    parts.append(row_hashes(rows))
+                    types.add(tuple(sorted(rows.dtypes.astype(str).items())))
+                    keys += [_key_hash(rows)] if keyed else []
+    keys = np.concatenate(keys) if keyed else None
+    if keyed:
+        keys.sort()
+    return np.concatenate(parts), types, keys
+
+
+def _one_connection(group):
+    "A block whose reads of `group` share one connection (the local store: one open, one view); on Hopsworks, nothing."
+    from serverless_ml.local_store import LocalFeatureGroup, held_reads
+    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
 
 
 def _scan(group, size: int, keyed: bool) -> tuple[int, str, np.ndarray | None]:
