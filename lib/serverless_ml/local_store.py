@@ -715,9 +715,9 @@ def _zoned(self, columns: list[str]) -> tuple:
 def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False,
           filters: tuple = ()) -> pd.DataFrame:
     "Rows of `columns`, from one read-only connection and one SQL query; zoned times come back as UTC."
-    zoned = self._zoned(columns)  # fetched as UTC wall times, localised here: DuckDB's own zoned conversion
-    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters, zoned)  # to pandas
-    with connect(read_only=True) as con:  # holds about twice the memory and keeps part of it
+    zoned = self._zoned(columns)  # fetched as UTC wall times and localised here: DuckDB's own conversion of
+    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters, zoned)  # zoned times
+    with connect(read_only=True) as con:  # to pandas peaked at about twice the memory and kept part of it
         df = con.execute(sql, params).df()
     for column in zoned:
         df[column] = df[column].dt.tz_localize("UTC")

@@ -81,6 +81,7 @@ def row_hashes(rows: pd.DataFrame) -> np.ndarray:
 def _digest(hashes: np.ndarray, # row hashes, sorted here in place (no copy of a million of them)
             ) -> str:
     "The SHA-256 of the sorted row hashes (of no rows: the SHA-256 of nothing)."
+    hashes = hashes if hashes.flags.writeable else hashes.copy()  # a read-only view (pandas copy-on-write)
     hashes.sort()
     return hashlib.sha256(np.ascontiguousarray(hashes)).hexdigest()  # the array's bytes, not a copy of them
 
@@ -221,6 +222,12 @@ def _window(group, start, end) -> pd.DataFrame:
     return group.select_all().filter(time >= start if end is None else (time >= start) & (time < end)).read()
 
 
+def _one_connection(group):
+    "A block whose reads of `group` share one connection (the local store: one open, one view); on Hopsworks, nothing."
+    from serverless_ml.local_store import LocalFeatureGroup, held_reads
+    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
+
+
 WINDOWS_A_CONNECTION = 16  # windows read through one connection (the local store caches what a connection read)
 
 
@@ -240,12 +247,6 @@ def _windowed_hashes(group, starts: list, keyed: bool = False) -> tuple[np.ndarr
     if keyed:
         keys.sort()
     return np.concatenate(parts), types, keys
-
-
-def _one_connection(group):
-    "A block whose reads of `group` share one connection (the local store: one open, one view); on Hopsworks, nothing."
-    from serverless_ml.local_store import LocalFeatureGroup, held_reads
-    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
 
 
 def _scan(group, size: int, keyed: bool) -> tuple[int, str, np.ndarray | None]:
@@ -446,8 +447,8 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
     observed = self.observe and project is not None
     fingerprinted = {"feature": (), "inference": ("rows", "predictions")}.get(stage, ("rows",))
-    before = snapshot(project, dataset, stage == "inference", "rows" not in fingerprinted,
-                      "predictions" not in fingerprinted) if observed else None
+    before = snapshot(project, dataset, images=stage == "inference", count="rows" not in fingerprinted,
+                      keys="predictions" not in fingerprinted) if observed else None
     groups = before.pop("groups") if before is not None else None
     before = _compared_part(before)  # the keys give way to their hashes before the groups are fingerprinted
     with self._lock:
