@@ -34,9 +34,9 @@ from .validation import (ExpectationSuite, ValidationReport, enforce, fix_featur
 # %% auto #0
 __all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'TIME_TRAVEL_FORMATS', 'StoreBusyError',
            'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock',
-           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'transaction', 'table_name', 'quoted',
-           'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup', 'LocalQuery',
-           'LocalFeatureView', 'keyed_test_mask', 'LocalFeatureStore']
+           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'held_reads', 'transaction', 'table_name',
+           'quoted', 'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic', 'LocalFeatureGroup',
+           'LocalQuery', 'LocalFeatureView', 'keyed_test_mask', 'LocalFeatureStore']
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
@@ -276,9 +276,18 @@ def _prepare(con: duckdb.DuckDBPyConnection, new: bool, read_only: bool) -> tupl
     return state
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #a36b0822
+_lent = threading.local()  # the connection `held_reads` lends to this thread's reads
+
 @contextmanager
 def connect(read_only: bool = False):
     "A short-lived connection to the store file (created with its catalog when new): open, check, work, fold, close."
+    held = getattr(_lent, "con", None)
+    if held is not None:  # inside `held_reads`: its connection serves this thread's reads
+        if not read_only:
+            raise FeatureStoreError("A write inside `held_reads()`, which holds one read-only connection: "
+                                    "write before or after the block.")
+        yield held
+        return
     path = store_file()
     new = not path.exists()
     if new:
@@ -294,6 +303,19 @@ def connect(read_only: bool = False):
                 _fold(con, path, opened)
         finally:
             con.close()
+
+@contextmanager
+def held_reads():
+    "Serve this thread's reads in the block from one connection: one open (not one per read) and one view of the store."
+    if getattr(_lent, "con", None) is not None:  # nested: the outer block's connection serves
+        yield
+        return
+    with connect(read_only=True) as con:
+        _lent.con = con
+        try:
+            yield
+        finally:
+            _lent.con = None
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #cbde91b9
 @contextmanager
@@ -664,13 +686,16 @@ def _time_filter(self, start_time, end_time) -> tuple[str, list]:
 # %% ../../notebooks/lib/01b_local_store.ipynb #d24261b2
 @patch_to(LocalFeatureGroup)
 def _select_sql(self, columns: list[str], start_time=None, end_time=None, online: bool = False,
-                order: bool = False, filters: tuple = ()) -> tuple[str, list]:
+                order: bool = False, filters: tuple = (),
+                naive: tuple = (), # zoned columns to select as UTC wall times (`_read` localises them)
+                ) -> tuple[str, list]:
     "The SQL reading `columns` in an event-time window and under `filters`; online keeps the latest row per key."
     condition, params = self._time_filter(start_time, end_time)
     for each in filters:
         sql_condition, value = each.sql()
         condition, params = f"{condition} AND {sql_condition}", [*params, value]
-    sql = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {self._table} WHERE {condition}"
+    selected = [f"{quoted(c)}::TIMESTAMP AS {quoted(c)}" if c in naive else quoted(c) for c in columns]
+    sql = f"SELECT {', '.join(selected)} FROM {self._table} WHERE {condition}"
     if online and self.primary_key and self.event_time:
         keys = ", ".join(quoted(c) for c in self.primary_key)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {quoted(self.event_time)} DESC) = 1"
@@ -678,14 +703,25 @@ def _select_sql(self, columns: list[str], start_time=None, end_time=None, online
         sql += " ORDER BY " + ", ".join(quoted(c) for c in self._key)
     return sql, params
 
+_ZONED = ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+
+@patch_to(LocalFeatureGroup)
+def _zoned(self, columns: list[str]) -> tuple:
+    "Which of `columns` are stored as zoned times (TIMESTAMPTZ)."
+    types = {f.name: f.duckdb_type.upper() for f in self._require_stored()}
+    return tuple(c for c in columns if types.get(c) in _ZONED)
+
 @patch_to(LocalFeatureGroup)
 def _read(self, columns: list[str], start_time=None, end_time=None, online=False, order=False,
           filters: tuple = ()) -> pd.DataFrame:
-    "Rows of `columns`, from one read-only connection and one SQL query."
-    self._require_stored()
-    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters)
-    with connect(read_only=True) as con:
-        return con.execute(sql, params).df()
+    "Rows of `columns`, from one read-only connection and one SQL query; zoned times come back as UTC."
+    zoned = self._zoned(columns)  # fetched as UTC wall times and localised here: DuckDB's own conversion of
+    sql, params = self._select_sql(columns, start_time, end_time, online, order, filters, zoned)  # zoned times
+    with connect(read_only=True) as con:  # to pandas peaked at about twice the memory and kept part of it
+        df = con.execute(sql, params).df()
+    for column in zoned:
+        df[column] = df[column].dt.tz_localize("UTC")
+    return df
 
 # %% ../../notebooks/lib/01b_local_store.ipynb #69c615ff
 @patch_to(LocalFeatureGroup)

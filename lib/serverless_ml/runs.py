@@ -5,6 +5,7 @@
 # %% ../../notebooks/lib/09_runs.ipynb #1815aa68
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -25,12 +26,12 @@ from fastcore.basics import patch_to
 from .config import backend_name, project_root, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX',
-           'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest', 'row_hashes', 'rows_fingerprint',
-           'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint', 'key_hashes', 'source_input',
-           'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock', 'Manifest', 'provenance',
-           'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table', 'show_text', 'write_index',
-           'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
+__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'MANIFEST',
+           'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest',
+           'row_hashes', 'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint',
+           'key_hashes', 'source_input', 'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock',
+           'Manifest', 'provenance', 'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table',
+           'show_text', 'write_index', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
 def sha256_bytes(data: bytes) -> str:
@@ -77,9 +78,12 @@ def row_hashes(rows: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
-def _digest(hashes: np.ndarray) -> str:
+def _digest(hashes: np.ndarray, # row hashes, sorted here in place (no copy of a million of them)
+            ) -> str:
     "The SHA-256 of the sorted row hashes (of no rows: the SHA-256 of nothing)."
-    return sha256_bytes(np.sort(hashes).tobytes())
+    hashes = hashes if hashes.flags.writeable else hashes.copy()  # a read-only view (pandas copy-on-write)
+    hashes.sort()
+    return hashlib.sha256(np.ascontiguousarray(hashes)).hexdigest()  # the array's bytes, not a copy of them
 
 
 def rows_fingerprint(rows: pd.DataFrame) -> str:
@@ -171,6 +175,8 @@ PREDICTION_ID = ["id", "event_time"]  # what tells one logged prediction from an
 def snapshot(project, # a logged-in project (`store.login()`)
              dataset: str, # iris or titanic
              images: bool = True, # hash the uploaded monitoring pictures (only inference uploads them)
+             count: bool = True, # count the feature rows (`begin` takes the count from the fingerprint instead)
+             keys: bool = True, # read the prediction keys (`begin` of inference hashes them with the fingerprint)
              ) -> dict:
     "What the store holds of `dataset`: its groups, the feature row count, the prediction keys, models, pictures."
     from serverless_ml.pipelines import (FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, model_name,
@@ -179,19 +185,32 @@ def snapshot(project, # a logged-in project (`store.login()`)
         fs = project.get_feature_store()
         groups = {"rows": _group(fs, group_name(dataset), FEATURE_GROUP_VERSION),  # SML_NAMESPACE applies
                   "predictions": _group(fs, predictions_name(dataset), PREDICTIONS_VERSION)}
-        rows, keys = _row_count(groups["rows"]), _columns(groups["predictions"], PREDICTION_ID)
+        rows = _row_count(groups["rows"]) if count else None
+        keys = _columns(groups["predictions"], PREDICTION_ID) if keys else None
         models = project.get_model_registry().get_models(model_name(dataset)) or []
         images = _image_digests(project.get_dataset_api(), dataset) if images else {}
     return {"groups": groups, "rows": rows, "predictions": keys, "models": {m.version: m for m in models},
             "images": images}
 
 # %% ../../notebooks/lib/09_runs.ipynb #6015bea4
-FINGERPRINT_ROWS = 100_000  # about how many rows `group_fingerprint` holds at a time
+FINGERPRINT_ROWS = 25_000  # about how many rows `group_fingerprint` holds at a time
+
+
+def _utc_times(times: pd.Series):
+    "`times` (zoned or naive) as naive UTC times, without a copy (what `_hashable` gives before its int64 copy)."
+    return times.array.tz_convert(None) if times.dt.tz is not None else times.array
+
+
+def _sorted_micros(times: pd.Series) -> np.ndarray:
+    "The non-null `times` (zoned or naive, any unit) as sorted UTC microseconds, in one new 8-byte array."
+    values = _utc_times(times)
+    missing = values.isna()
+    return np.sort((values[~missing] if missing.any() else values).as_unit("us").asi8)
 
 
 def _window_starts(times: pd.Series, size: int) -> list:
     "Whole-second event times cutting `times` into windows of about `size` rows (more where rows share a second)."
-    micros = np.sort(_hashable(times.dropna()).to_numpy())  # UTC microseconds: one 8-byte copy, sorted in place
+    micros = _sorted_micros(times)
     cuts = pd.Series(pd.to_datetime(micros[::size], unit="us", utc=True)).dt.floor("s")
     cuts = cuts.dt.tz_convert(times.dt.tz) if times.dt.tz is not None else cuts.dt.tz_localize(None)
     return cuts.drop_duplicates().tolist()
@@ -203,42 +222,65 @@ def _window(group, start, end) -> pd.DataFrame:
     return group.select_all().filter(time >= start if end is None else (time >= start) & (time < end)).read()
 
 
-def _windowed_hashes(group, starts: list) -> tuple[np.ndarray, set]:
-    "The row hashes of `group`, read one event-time window at a time, and the column types the windows had."
-    parts, types = [np.empty(0, "uint64")], set()
-    for start, end in zip(starts, [*starts[1:], None], strict=False):  # no starts: no window
-        rows = _window(group, start, end)
-        if len(rows):
-            parts.append(row_hashes(rows))
-            types.add(tuple(sorted(rows.dtypes.astype(str).items())))
-    return np.concatenate(parts), types
+def _one_connection(group):
+    "A block whose reads of `group` share one connection (the local store: one open, one view); on Hopsworks, nothing."
+    from serverless_ml.local_store import LocalFeatureGroup, held_reads
+    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
+
+
+WINDOWS_A_CONNECTION = 16  # windows read through one connection (the local store caches what a connection read)
+
+
+def _windowed_hashes(group, starts: list, keyed: bool = False) -> tuple[np.ndarray, set, np.ndarray | None]:
+    "The row hashes of `group`, read one event-time window at a time, the windows' column types, and (`keyed`) key hashes."
+    parts, types, keys = [np.empty(0, "uint64")], set(), [np.empty(0, "uint64")]
+    windows = list(zip(starts, [*starts[1:], None], strict=False))  # no starts: no window
+    for first in range(0, len(windows), WINDOWS_A_CONNECTION):
+        with _one_connection(group):
+            for start, end in windows[first:first + WINDOWS_A_CONNECTION]:
+                rows = _window(group, start, end)
+                if len(rows):
+                    parts.append(row_hashes(rows))
+                    types.add(tuple(sorted(rows.dtypes.astype(str).items())))
+                    keys += [_key_hash(rows)] if keyed else []
+    keys = np.concatenate(keys) if keyed else None
+    if keyed:
+        keys.sort()
+    return np.concatenate(parts), types, keys
+
+
+def _scan(group, size: int, keyed: bool) -> tuple[int, str, np.ndarray | None]:
+    "`group_fingerprint`'s count and fingerprint, and (`keyed`) the `key_hashes` of its rows, from the same reads."
+    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
+    count, starts = (len(times), _window_starts(times, size)) if times is not None else (None, [])
+    del times  # only the windows from here
+    hashes, types, keys = _windowed_hashes(group, starts, keyed) if count is not None else (None, set(), None)
+    if hashes is None or len(hashes) != count or len(types) > 1:  # no event time, null times, or a column
+        rows = group.read()  # typed apart between windows (an integer with nulls in some): hash it whole
+        return len(rows), rows_fingerprint(rows), key_hashes(rows) if keyed else None
+    return len(hashes), _digest(hashes), keys
 
 
 def group_fingerprint(group, # a feature group (either backend)
                       size: int = FINGERPRINT_ROWS, # rows held at a time, about
                       ) -> tuple[int, str]:
     "The row count and `rows_fingerprint` of every row of `group`, never holding the whole group."
-    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
-    hashes, types = _windowed_hashes(group, _window_starts(times, size)) if times is not None else (None, set())
-    if hashes is None or len(hashes) != len(times) or len(types) > 1:  # no event time, null times, or a column
-        rows = group.read()  # typed apart between windows (an integer with nulls in some): hash it whole
-        return len(rows), rows_fingerprint(rows)
-    return len(hashes), _digest(hashes)
+    return _scan(group, size, False)[:2]
 
 # %% ../../notebooks/lib/09_runs.ipynb #4930d57c
-def _group_summary(name: str, group) -> dict:
-    "A feature group as an input: name, version, rows and content fingerprint (null when absent)."
+def _group_summary(name: str, group, keyed: bool = False) -> tuple[dict, np.ndarray | None]:
+    "A feature group as an input (name, version, rows, content fingerprint; null when absent), and (`keyed`) its key hashes."
     if group is None:
-        return {"name": name, "version": 1, "rows": 0, "fingerprint": None}
+        return {"name": name, "version": 1, "rows": 0, "fingerprint": None}, key_hashes(None) if keyed else None
     with _SNAPSHOT_LOCK:
-        rows, fingerprint = group_fingerprint(group)  # every column, one event-time window at a time
-    return {"name": name, "version": 1, "rows": rows, "fingerprint": fingerprint}
+        rows, fingerprint, keys = _scan(group, FINGERPRINT_ROWS, keyed)  # every column, a window at a time
+    return {"name": name, "version": 1, "rows": rows, "fingerprint": fingerprint}, keys
 
 
 def _key_hash(keys: pd.DataFrame) -> np.ndarray:
     "One 64-bit hash per prediction key, column by column (id, then event time as UTC microseconds), in place."
     hashes = pd.util.hash_array(keys["id"].to_numpy("int64"))
-    times = pd.util.hash_array(_hashable(keys["event_time"]).to_numpy("int64"))
+    times = pd.util.hash_array(_utc_times(keys["event_time"]).as_unit("us").asi8)  # UTC microseconds, no copy
     times *= np.uint64(0x9E3779B97F4A7C15)  # (a, b) and (b, a) hash apart
     hashes ^= times
     return hashes
@@ -293,15 +335,21 @@ def source_input(dataset: str, source: str = "") -> dict:
     return {"source": path, "sha256": sha256_file(local) if "://" not in path else None}
 
 # %% ../../notebooks/lib/09_runs.ipynb #0ad2e1a9
-def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> dict:
-    "What `stage` read: the source file (feature stage), else the feature group and predictions before it."
+def _inputs_and_keys(stage: str, dataset: str, parameters: dict, before: dict) -> tuple[dict, np.ndarray | None]:
+    "`stage_inputs`, and for inference the `key_hashes` of the predictions, read along with their fingerprint."
     from serverless_ml.pipelines import group_name, predictions_name
     if stage == "feature":
-        return source_input(dataset, parameters.get("source", ""))
-    inputs = {"feature_group": _group_summary(group_name(dataset), before["groups"]["rows"])}
-    if stage == "inference":
-        inputs["predictions"] = _group_summary(predictions_name(dataset), before["groups"]["predictions"])
-    return inputs
+        return source_input(dataset, parameters.get("source", "")), None
+    inputs = {"feature_group": _group_summary(group_name(dataset), before["groups"]["rows"])[0]}
+    if stage != "inference":
+        return inputs, None
+    inputs["predictions"], keys = _group_summary(predictions_name(dataset), before["groups"]["predictions"], True)
+    return inputs, keys
+
+
+def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> dict:
+    "What `stage` read: the source file (feature stage), else the feature group and predictions before it."
+    return _inputs_and_keys(stage, dataset, parameters, before)[0]
 
 
 def stage_outputs(before: dict, after: dict) -> tuple[dict, pd.DataFrame]:
@@ -397,14 +445,21 @@ def _compared_part(before: dict | None) -> dict | None:
 @patch_to(Manifest)
 def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dict | None:
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
-    before = snapshot(project, dataset, stage == "inference") if self.observe and project is not None else None
+    observed = self.observe and project is not None
+    fingerprinted = {"feature": (), "inference": ("rows", "predictions")}.get(stage, ("rows",))
+    before = snapshot(project, dataset, images=stage == "inference", count="rows" not in fingerprinted,
+                      keys="predictions" not in fingerprinted) if observed else None
     groups = before.pop("groups") if before is not None else None
     before = _compared_part(before)  # the keys give way to their hashes before the groups are fingerprinted
     with self._lock:
         entry = self.entry(dataset, stage)
         entry.update(status="running", started=wall_clock(), parameters=parameters)
         if before is not None:
-            entry["inputs"] = stage_inputs(stage, dataset, parameters, {"groups": groups})
+            entry["inputs"], keys = _inputs_and_keys(stage, dataset, parameters, {"groups": groups})
+            if "rows" in fingerprinted:  # the fingerprint counted every feature row: no second read to count them
+                before["rows"] = entry["inputs"]["feature_group"]["rows"]
+            if "predictions" in fingerprinted:  # and hashed the prediction keys: no second read of them
+                before["predictions"] = keys
         self.save()
     return before
 

@@ -1,0 +1,89 @@
+"""The run manifest's snapshots read a large store in event-time windows, once per stage, and record the
+same counts, fingerprints and added predictions as whole reads; the local store's cheaper read of zoned
+times gives the same frames."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import stores
+
+from serverless_ml import runs
+from serverless_ml.pipelines import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, predictions_name
+from serverless_ml.store import login
+
+
+@pytest.fixture
+def store(filled_store_env, tmp_path, monkeypatch):
+    "A copy of the filled store (history, a model, 3 days of predictions), used by this process; windows of 2 rows."
+    env = stores.copy_store(filled_store_env, tmp_path / "copy")
+    for name in stores.STORE_VARIABLES:
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setattr(runs, "FINGERPRINT_ROWS", 2)  # many windows, as on a large store
+    return login("local")
+
+
+def groups(project, dataset: str = "iris") -> tuple:
+    "The feature group and the predictions group of `dataset`."
+    fs = project.get_feature_store()
+    return (fs.get_feature_group(group_name(dataset), version=FEATURE_GROUP_VERSION),
+            fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION))
+
+
+def manifest(folder) -> runs.Manifest:
+    "A manifest planning iris' daily and inference stages."
+    from serverless_ml.runner import Step
+    folder.mkdir()
+    made = runs.Manifest(folder, "daily", ["daily"], datetime(2026, 11, 30, tzinfo=timezone.utc))
+    made.plan("iris", [Step("daily", {"dataset": "iris"}), Step("inference", {"dataset": "iris"})])
+    return made
+
+
+@pytest.mark.parametrize("stage", ["daily", "inference"])
+def test_a_stage_start_records_what_whole_reads_give(store, tmp_path, stage):
+    stores.daily_and_inference(store, "iris", 12, 5)  # 15 predictions, 8 windows
+    rows, predictions = groups(store)
+    run = manifest(tmp_path / "run")
+    before = run.begin("iris", stage, {"dataset": "iris"}, store)
+    every_row, every_prediction = rows.read(), predictions.read()
+    inputs = run.entry("iris", stage)["inputs"]
+    assert inputs["feature_group"]["rows"] == before["rows"] == len(every_row)
+    assert inputs["feature_group"]["fingerprint"] == runs.rows_fingerprint(every_row)
+    np.testing.assert_array_equal(before["predictions"], runs.key_hashes(every_prediction[runs.PREDICTION_ID]))
+    if stage == "inference":
+        assert inputs["predictions"] == {"name": predictions_name("iris"), "version": 1, "rows": len(every_prediction),
+                                         "fingerprint": runs.rows_fingerprint(every_prediction)}
+
+
+def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
+    run = manifest(tmp_path / "run")
+    before = run.begin("iris", "inference", {"dataset": "iris"}, store)
+    added = stores.daily_and_inference(store, "iris", 1, 11)
+    run.end("iris", "inference", before, store)
+    outputs = run.entry("iris", "inference")["outputs"]
+    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
+    kept = pd.read_csv(tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE)
+    assert kept.id.tolist() == added.id.tolist()
+
+
+def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
+    fs = login("local").get_feature_store()
+    group = fs.get_or_create_feature_group("zoned", version=1, primary_key=["id"], event_time="event_time")
+    at = pd.Series(pd.to_datetime(["2026-01-01 10:00:00.123456", "2026-06-01 23:59:59.000000", "2026-11-30 00:00:00.000000"]))
+    frame = pd.DataFrame({"id": [1, 2, 3], "event_time": at.dt.tz_localize("Europe/Oslo"),
+                          "seen": at.dt.tz_localize("UTC").where(pd.Series([True, False, True]))})
+    group.insert(frame)
+    expected = frame.assign(event_time=frame.event_time.dt.tz_convert("UTC").dt.as_unit("us"),
+                            seen=frame.seen.dt.as_unit("us"))
+    reads = {"read": group.read(), "online": group.read(online=True), "select": group.select(["id", "seen"]).read(),
+             "filter": group.select_all().filter(group.get_feature("event_time") >= "2026-06-01").read()}
+    for how, read in reads.items():
+        for column in set(read.columns) - {"id"}:
+            assert str(read[column].dtype) == "datetime64[us, UTC]", (how, column, read[column].dtype)
+            assert read[column].dt.tz is timezone.utc, (how, column)  # what DuckDB's own conversion gave
+        want = expected[expected.id.isin(read.id)][list(read.columns)]
+        pd.testing.assert_frame_equal(read.sort_values("id", ignore_index=True), want.reset_index(drop=True))
+    assert reads["read"].seen.isna().tolist() == [False, True, False]
