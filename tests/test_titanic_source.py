@@ -52,8 +52,8 @@ def refusal(tmp_path, text: str | bytes, error=ValueError) -> str:
     (row(id=10**9), "column PassengerId: 1000000000 in row 1 after the header is not an id"),
     (row(id=5) + row(id=6) + row(id=5), "Titanic source FILE, column PassengerId: id 5 is repeated in rows 1, 3 after "
                                         "the header: give each passenger one row with its own id."),
-    ("".join(row(id=i, age="x" * 30) for i in range(1, 9)),
-     "column Age: 'xxxxxxxxxxxxxxxxxxxxxxxx' in rows 1, 2, 3, 4, 5 and 3 more after the header is not a number"),
+    ("".join(row(id=i, age=f"{i}" + "x" * 30) for i in range(1, 9)),  # the first bad value, cut to 24 characters
+     "column Age: '1xxxxxxxxxxxxxxxxxxxxxxx' in rows 1, 2, 3, 4, 5 and 3 more after the header is not a number"),
 ])
 def test_a_bad_cell_is_named_with_its_column_value_and_row(tmp_path, text, message):
     assert message in refusal(tmp_path, HEADER + text)
