@@ -330,16 +330,15 @@ KEY_WINDOW_ROWS = 100_000  # keys are 16 bytes a row: their windows are 4 times 
 
 def _key_windows(group, each) -> list | None:
     "`each` of `group`'s prediction keys, one event-time window at a time; None when the windows miss keys (null times)."
-    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
-    count, starts = (len(times), _window_starts(times, KEY_WINDOW_ROWS)) if times is not None else (None, [])
-    del times  # only the windows from here
-    windows, found, seen = list(zip(starts, [*starts[1:], None], strict=False)), [], 0
-    for first in range(0, len(windows), WINDOWS_A_CONNECTION):
-        with _one_connection(group):
-            for start, end in windows[first:first + WINDOWS_A_CONNECTION]:
-                keys = _window(group, start, end, PREDICTION_ID)
-                seen += len(keys)
-                found += [each(keys)] if len(keys) else []
+    with _one_connection(group):  # two narrow columns: one connection caches little of them
+        times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
+        count, starts = (len(times), _window_starts(times, KEY_WINDOW_ROWS)) if times is not None else (None, [])
+        del times  # only the windows from here
+        found, seen = [], 0
+        for start, end in zip(starts, [*starts[1:], None], strict=False):
+            keys = _window(group, start, end, PREDICTION_ID)
+            seen += len(keys)
+            found += [each(keys)] if len(keys) else []
     return found if count is not None and seen == count else None
 
 
