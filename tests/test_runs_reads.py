@@ -23,6 +23,7 @@ def store(filled_store_env, tmp_path, monkeypatch):
     for name in stores.STORE_VARIABLES:
         monkeypatch.setenv(name, env[name])
     monkeypatch.setattr(runs, "FINGERPRINT_ROWS", 2)  # many windows, as on a large store
+    monkeypatch.setattr(runs, "KEY_WINDOW_ROWS", 3)
     return login("local")
 
 
@@ -87,3 +88,14 @@ def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
         want = expected[expected.id.isin(read.id)][list(read.columns)]
         pd.testing.assert_frame_equal(read.sort_values("id", ignore_index=True), want.reset_index(drop=True))
     assert reads["read"].seen.isna().tolist() == [False, True, False]
+
+
+def test_a_daily_stage_records_its_row_and_no_prediction(store, tmp_path):
+    from serverless_ml import monitoring, params, pipelines
+    run = manifest(tmp_path / "run")
+    before = run.begin("iris", "daily", {"dataset": "iris"}, store)
+    monitoring.add_daily_rows(store, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 3))
+    run.end("iris", "daily", before, store)
+    outputs = run.entry("iris", "daily")["outputs"]
+    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 0)
+    assert not (tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE).exists()

@@ -26,12 +26,13 @@ from fastcore.basics import patch_to
 from .config import backend_name, project_root, runs_dir, utc_now
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'MANIFEST',
-           'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file', 'skops_content_digest',
-           'row_hashes', 'rows_fingerprint', 'git_state', 'env_names', 'environment', 'snapshot', 'group_fingerprint',
-           'key_hashes', 'source_input', 'stage_inputs', 'stage_outputs', 'write_json', 'read_manifest', 'wall_clock',
-           'Manifest', 'provenance', 'provenance_text', 'recorded_runs', 'find_run', 'key_figures', 'runs_table',
-           'show_text', 'write_index', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems']
+__all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'KEY_WINDOW_ROWS',
+           'MANIFEST', 'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file',
+           'skops_content_digest', 'row_hashes', 'rows_fingerprint', 'git_state', 'env_names', 'environment',
+           'snapshot', 'group_fingerprint', 'key_hashes', 'source_input', 'stage_inputs', 'stage_outputs', 'write_json',
+           'read_manifest', 'wall_clock', 'Manifest', 'provenance', 'provenance_text', 'recorded_runs', 'find_run',
+           'key_figures', 'runs_table', 'show_text', 'write_index', 'prediction_differences', 'compare_runs',
+           'origin_notes', 'scratch_problems']
 
 # %% ../../notebooks/lib/09_runs.ipynb #9c11d37b
 def sha256_bytes(data: bytes) -> str:
@@ -216,10 +217,10 @@ def _window_starts(times: pd.Series, size: int) -> list:
     return cuts.drop_duplicates().tolist()
 
 
-def _window(group, start, end) -> pd.DataFrame:
-    "Every column of `group`'s rows with event time in [`start`, `end`) (`end` None: no upper bound)."
+def _window(group, start, end, columns: list[str] | None = None) -> pd.DataFrame:
+    "The `columns` (None: every column) of `group`'s rows with event time in [`start`, `end`) (`end` None: no bound)."
     time = group.get_feature(group.event_time)
-    return group.select_all().filter(time >= start if end is None else (time >= start) & (time < end)).read()
+    return (group.select(columns) if columns else group.select_all()).filter(time >= start if end is None else (time >= start) & (time < end)).read()
 
 
 def _one_connection(group):
@@ -323,6 +324,49 @@ def _added_rows(group, keys: pd.DataFrame) -> pd.DataFrame:
         since = read_since(group, pd.Timestamp(keys["event_time"].min()).floor("s"))  # hsfs: whole seconds
     return since.merge(keys, on=PREDICTION_ID)
 
+
+KEY_WINDOW_ROWS = 100_000  # keys are 16 bytes a row: their windows are 4 times the fingerprint's
+
+
+def _key_windows(group, each) -> list | None:
+    "`each` of `group`'s prediction keys, one event-time window at a time; None when the windows miss keys (null times)."
+    with _one_connection(group):  # two narrow columns: one connection caches little of them
+        times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
+        count, starts = (len(times), _window_starts(times, KEY_WINDOW_ROWS)) if times is not None else (None, [])
+        del times  # only the windows from here
+        found, seen = [], 0
+        for start, end in zip(starts, [*starts[1:], None], strict=False):
+            keys = _window(group, start, end, PREDICTION_ID)
+            seen += len(keys)
+            found += [each(keys)] if len(keys) else []
+    return found if count is not None and seen == count else None
+
+
+def _windowed_key_hashes(group) -> np.ndarray:
+    "`key_hashes` of every prediction key of `group` (None: no group), read one event-time window at a time."
+    if group is None:
+        return key_hashes(None)
+    with _SNAPSHOT_LOCK:
+        parts = _key_windows(group, _key_hash)
+        if parts is None:
+            return key_hashes(_columns(group, PREDICTION_ID))
+    hashes = np.concatenate([np.empty(0, "uint64"), *parts])
+    hashes.sort()
+    return hashes
+
+
+def _added_keys(before: np.ndarray, # `key_hashes` of the keys before the stage
+                group, # the predictions group after it (None: none)
+                ) -> pd.DataFrame:
+    "`_added`: the keys of `group` whose hash `before` did not hold, read one event-time window at a time."
+    if group is None:
+        return _added(before, None)
+    with _SNAPSHOT_LOCK:
+        parts = _key_windows(group, lambda keys: _added(before, keys))
+        if parts is None:
+            return _added(before, _columns(group, PREDICTION_ID))
+    return pd.concat(parts, ignore_index=True) if parts else _added(before, None)
+
 # %% ../../notebooks/lib/09_runs.ipynb #95cc09e7
 def source_input(dataset: str, source: str = "") -> dict:
     "The historical source a feature stage read: its path or URL and the file's SHA-256."
@@ -354,7 +398,9 @@ def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> di
 
 def stage_outputs(before: dict, after: dict) -> tuple[dict, pd.DataFrame]:
     "What a stage changed (rows and predictions added, new models, new pictures), and the predictions added."
-    added = _added_rows(after["groups"]["predictions"], _added(before["predictions"], after["predictions"]))
+    group, keys = after["groups"]["predictions"], after["predictions"]  # keys None: read a window at a time
+    found = _added(before["predictions"], keys) if keys is not None else _added_keys(before["predictions"], group)
+    added = _added_rows(group, found)
     outputs = {"rows_added": (after["rows"] or 0) - (before["rows"] or 0), "predictions_added": len(added),
                "models": [_model_entry(m) for v, m in sorted(after["models"].items()) if v not in before["models"]],
                "images": {n: d for n, d in after["images"].items() if before["images"].get(n) != d}}
@@ -448,7 +494,7 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
     observed = self.observe and project is not None
     fingerprinted = {"feature": (), "inference": ("rows", "predictions")}.get(stage, ("rows",))
     before = snapshot(project, dataset, images=stage == "inference", count="rows" not in fingerprinted,
-                      keys="predictions" not in fingerprinted) if observed else None
+                      keys=False) if observed else None
     groups = before.pop("groups") if before is not None else None
     before = _compared_part(before)  # the keys give way to their hashes before the groups are fingerprinted
     with self._lock:
@@ -458,8 +504,9 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
             entry["inputs"], keys = _inputs_and_keys(stage, dataset, parameters, {"groups": groups})
             if "rows" in fingerprinted:  # the fingerprint counted every feature row: no second read to count them
                 before["rows"] = entry["inputs"]["feature_group"]["rows"]
-            if "predictions" in fingerprinted:  # and hashed the prediction keys: no second read of them
-                before["predictions"] = keys
+            if "predictions" not in fingerprinted:  # the keys alone, a window at a time
+                keys = _windowed_key_hashes(groups["predictions"])
+            before["predictions"] = keys  # inference: hashed with the fingerprint, no second read
         self.save()
     return before
 
@@ -480,7 +527,7 @@ def end(self, dataset: str, stage: str, before: dict | None = None, project=None
         html: Path | None = None, # the executed notebook's HTML copy
         ) -> dict | None:
     "Record how `stage` ended (status, duration, failure, outputs); returns the store snapshot after it."
-    after = snapshot(project, dataset, stage == "inference") if before is not None else None
+    after = snapshot(project, dataset, stage == "inference", keys=False) if before is not None else None
     outputs, added = stage_outputs(before, after) if after is not None else (None, pd.DataFrame())
     if len(added):
         _keep_predictions(self.folder / dataset, added)
