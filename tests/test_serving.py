@@ -89,8 +89,8 @@ def page_url(url: str, app: str) -> str:
 
 
 def rounds_past_the_cap() -> int:
-    """Rounds of one visit to each app: 4 visits more than the cap leaves to visitors
-    (`CAP` less the resting pool: 3 places, so 3 rounds of 2 visits).
+    """Rounds of one visit to each app: twice the places the cap leaves to visitors
+    (`CAP` less the resting pool: 3 places, so 3 rounds of 2 visits, 3 of them past the cap).
 
     Were no kernel ever culled, these visits would ask for more kernels than the cap allows: a server
     that kept its visitors' kernels, or let them pass the cap, fails here. Each visit's kernel is started,
