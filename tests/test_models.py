@@ -336,3 +336,12 @@ def test_load_model_names_the_missing_file(tmp_path, knn):
             f"Refusing {folder / 'model.skops'}: its SHA-256 differs from model.json, so it changed after it was saved. "
             "Re-train or restore it.")):
         models.load_model(folder)
+
+
+def test_train_passes_the_seed_to_the_booster():
+    rows = datasets.load("titanic").head(150)
+    chances = {seed: models.predict_proba("titanic", models.train("titanic", rows, rows.survived, seed=seed), rows)
+               for seed in (7, 8)}
+    direct = models.titanic_pipeline(7).fit(models.features_of("titanic", rows), rows.survived)
+    pd.testing.assert_frame_equal(chances[7], models.predict_proba("titanic", direct, rows))
+    assert not chances[7].equals(chances[8])  # columns are sampled per tree: the seed changes the model

@@ -52,8 +52,9 @@ def refusal(tmp_path, text: str | bytes, error=ValueError) -> str:
     (row(id=10**9), "column PassengerId: 1000000000 in row 1 after the header is not an id"),
     (row(id=5) + row(id=6) + row(id=5), "Titanic source FILE, column PassengerId: id 5 is repeated in rows 1, 3 after "
                                         "the header: give each passenger one row with its own id."),
-    ("".join(row(id=i, age=f"{i}" + "x" * 30) for i in range(1, 9)),  # the first bad value, cut to 24 characters
-     "column Age: '1xxxxxxxxxxxxxxxxxxxxxxx' in rows 1, 2, 3, 4, 5 and 3 more after the header is not a number"),
+    ("".join(row(id=i, age=f"{i}" + "x" * 30) for i in range(1, 7)),  # the first bad value, cut to 24 characters
+     "column Age: '1xxxxxxxxxxxxxxxxxxxxxxx' in rows 1, 2, 3, 4, 5 and 1 more after the header is not a number"),
+    ("".join(row(id=i, age="old") for i in range(1, 6)), "'old' in rows 1, 2, 3, 4, 5 after the header is not"),
 ])
 def test_a_bad_cell_is_named_with_its_column_value_and_row(tmp_path, text, message):
     assert message in refusal(tmp_path, HEADER + text)
@@ -68,6 +69,7 @@ def test_a_bad_cell_is_named_with_its_column_value_and_row(tmp_path, text, messa
                      "use one of ['male', 'female']."),
     ("pclass", 4, "column Pclass: 4 in row 2 after the header fail the check isin([1, 2, 3]); use one of [1, 2, 3]."),
     ("sibsp", 11, "column SibSp: 11 in row 2 after the header fail the check in_range(0, 10); give values from 0 to 10."),
+    ("sibsp", 999_999_999, "column SibSp: 999999999 in row 2 after the header fail the check in_range(0, 10)"),
 ])
 def test_an_implausible_value_names_the_source_column_and_the_rule(tmp_path, field, value, message):
     assert message in refusal(tmp_path, HEADER + row() + row(id=2, **{field: value}))
@@ -107,6 +109,17 @@ def test_only_http_urls_or_paths_are_read(source):
         datasets.check_source_url(source)
     for fine in ("https://example.org/train.csv", "HTTP://example.org/train.csv", "data/train.csv", "a:b.csv"):
         assert datasets.check_source_url(fine) == fine
+
+
+def test_several_implausible_values_show_the_first_three_cut_to_24_characters(tmp_path):
+    sexes = ["m" * 30, "f" * 30, "m" * 30, "x", "y"]
+    text = HEADER + "".join(row(id=i, sex=sex) for i, sex in enumerate(sexes, start=1))
+    assert f"column Sex: {'m' * 24}, {'f' * 24}, x in rows 1, 2, 3, 4, 5 after the header fail" in refusal(tmp_path, text)
+
+
+def test_text_like_na_or_none_is_a_value_not_a_gap(tmp_path):
+    frame = load(tmp_path, HEADER + row(id=1, ticket="NA", name="None, Mr. Nan") + row(id=2, ticket="null"))
+    assert frame.ticket_group_size.tolist() == [1, 1] and frame.title.tolist() == ["Mr", "Miss"]
 
 
 def test_a_clean_file_is_typed_and_cleaned_like_the_bundled_table(tmp_path):
