@@ -5,7 +5,6 @@
 # %% ../../notebooks/lib/09_runs.ipynb #1815aa68
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -223,21 +222,16 @@ def _window(group, start, end, columns: list[str] | None = None) -> pd.DataFrame
     return (group.select(columns) if columns else group.select_all()).filter(time >= start if end is None else (time >= start) & (time < end)).read()
 
 
-def _one_connection(group):
-    "A block whose reads of `group` share one connection (the local store: one open, one view); on Hopsworks, nothing."
-    from serverless_ml.local_store import LocalFeatureGroup, held_reads
-    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
-
-
 WINDOWS_A_CONNECTION = 16  # windows read through one connection (the local store caches what a connection read)
 
 
 def _windowed_hashes(group, starts: list, keyed: bool = False) -> tuple[np.ndarray, set, np.ndarray | None]:
     "The row hashes of `group`, read one event-time window at a time, the windows' column types, and (`keyed`) key hashes."
+    from serverless_ml.store import reads_together
     parts, types, keys = [np.empty(0, "uint64")], set(), [np.empty(0, "uint64")]
     windows = list(zip(starts, [*starts[1:], None], strict=False))  # no starts: no window
     for first in range(0, len(windows), WINDOWS_A_CONNECTION):
-        with _one_connection(group):
+        with reads_together(group):
             for start, end in windows[first:first + WINDOWS_A_CONNECTION]:
                 rows = _window(group, start, end)
                 if len(rows):
@@ -330,7 +324,8 @@ KEY_WINDOW_ROWS = 100_000  # keys are 16 bytes a row: their windows are 4 times 
 
 def _key_windows(group, each) -> list | None:
     "`each` of `group`'s prediction keys, one event-time window at a time; None when the windows miss keys (null times)."
-    with _one_connection(group):  # two narrow columns: one connection caches little of them
+    from serverless_ml.store import reads_together
+    with reads_together(group):  # two narrow columns: one connection caches little of them
         times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
         count, starts = (len(times), _window_starts(times, KEY_WINDOW_ROWS)) if times is not None else (None, [])
         del times  # only the windows from here

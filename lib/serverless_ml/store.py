@@ -5,6 +5,7 @@
 # %% ../../notebooks/lib/01_store.ipynb #8e8cdeba
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import uuid
@@ -21,13 +22,13 @@ from .config import backend_name
 from .hopsworks_store import login_hopsworks
 from .dataset_api import DatasetError, LocalDatasetApi
 from .local_registry import LocalModelRegistry, ModelRegistryError
-from .local_store import (FeatureStoreError, LocalFeatureStore, StoreBusyError, StoreDamagedError,
-                                       store_file)
+from .local_store import (FeatureStoreError, LocalFeatureGroup, LocalFeatureStore, StoreBusyError,
+                                       StoreDamagedError, held_reads, store_file)
 from .validation import ExpectationSuite, ValidationError, ValidationReport, expectation_suite
 
 # %% auto #0
-__all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing',
-           'our_group', 'insert_rows', 'RoundGroup', 'ensure_folder', 'put_file']
+__all__ = ['WRITE_PATH', 'LocalProject', 'login', 'read_since', 'reads_together', 'SchemaMismatchError', 'schema_differences',
+           'check_existing', 'our_group', 'insert_rows', 'RoundGroup', 'ensure_folder', 'put_file']
 
 # %% ../../notebooks/lib/01_store.ipynb #8984e727
 class LocalProject:
@@ -64,6 +65,11 @@ WRITE_PATH = {"time_travel_format": "HUDI", "stream": True}  # Kafka + materiali
 def read_since(group, start) -> pd.DataFrame:
     "Rows of `group` with event time at or after `start` (hsfs: whole seconds), as a query filter."
     return group.select_all().filter(group.get_feature(group.event_time) >= start).read()
+
+
+def reads_together(group):
+    "A block whose reads of `group` share one connection (the local store: `held_reads`, one open); Hopsworks: nothing."
+    return held_reads() if isinstance(group, LocalFeatureGroup) else contextlib.nullcontext()
 
 # %% ../../notebooks/lib/01_store.ipynb #9a8c51f5
 class SchemaMismatchError(ValueError):
