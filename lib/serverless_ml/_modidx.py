@@ -1007,6 +1007,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'serverless_ml.runs._seconds_between': ('lib/runs.html#_seconds_between', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._sorted_micros': ('lib/runs.html#_sorted_micros', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._stage_differences': ('lib/runs.html#_stage_differences', 'serverless_ml/runs.py'),
+                                    'serverless_ml.runs._starts': ('lib/runs.html#_starts', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._utc_times': ('lib/runs.html#_utc_times', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._window': ('lib/runs.html#_window', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._window_starts': ('lib/runs.html#_window_starts', 'serverless_ml/runs.py'),

@@ -176,9 +176,8 @@ def snapshot(project, # a logged-in project (`store.login()`)
              dataset: str, # iris or titanic
              images: bool = True, # hash the uploaded monitoring pictures (only inference uploads them)
              count: bool = True, # count the feature rows (`begin` takes the count from the fingerprint instead)
-             keys: bool = True, # read the prediction keys (`begin` of inference hashes them with the fingerprint)
              ) -> dict:
-    "What the store holds of `dataset`: its groups, the feature row count, the prediction keys, models, pictures."
+    "What the store holds of `dataset`: its groups, the feature row count, models, pictures (keys: `begin`, `end`)."
     from serverless_ml.pipelines import (FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, model_name,
                                          predictions_name)
     with _SNAPSHOT_LOCK:
@@ -186,10 +185,9 @@ def snapshot(project, # a logged-in project (`store.login()`)
         groups = {"rows": _group(fs, group_name(dataset), FEATURE_GROUP_VERSION),  # SML_NAMESPACE applies
                   "predictions": _group(fs, predictions_name(dataset), PREDICTIONS_VERSION)}
         rows = _row_count(groups["rows"]) if count else None
-        keys = _columns(groups["predictions"], PREDICTION_ID) if keys else None
         models = project.get_model_registry().get_models(model_name(dataset)) or []
         images = _image_digests(project.get_dataset_api(), dataset) if images else {}
-    return {"groups": groups, "rows": rows, "predictions": keys, "models": {m.version: m for m in models},
+    return {"groups": groups, "rows": rows, "models": {m.version: m for m in models},
             "images": images}
 
 # %% ../../notebooks/lib/09_runs.ipynb #6015bea4
@@ -214,6 +212,12 @@ def _window_starts(times: pd.Series, size: int) -> list:
     cuts = pd.Series(pd.to_datetime(micros[::size], unit="us", utc=True)).dt.floor("s")
     cuts = cuts.dt.tz_convert(times.dt.tz) if times.dt.tz is not None else cuts.dt.tz_localize(None)
     return cuts.drop_duplicates().tolist()
+
+
+def _starts(group, size: int) -> tuple[int | None, list]:
+    "How many rows `group` holds by their event times (None without one), and where its windows of about `size` start."
+    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
+    return (len(times), _window_starts(times, size)) if times is not None else (None, [])
 
 
 def _window(group, start, end, columns: list[str] | None = None) -> pd.DataFrame:
@@ -246,9 +250,7 @@ def _windowed_hashes(group, starts: list, keyed: bool = False) -> tuple[np.ndarr
 
 def _scan(group, size: int, keyed: bool) -> tuple[int, str, np.ndarray | None]:
     "`group_fingerprint`'s count and fingerprint, and (`keyed`) the `key_hashes` of its rows, from the same reads."
-    times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
-    count, starts = (len(times), _window_starts(times, size)) if times is not None else (None, [])
-    del times  # only the windows from here
+    count, starts = _starts(group, size)
     hashes, types, keys = _windowed_hashes(group, starts, keyed) if count is not None else (None, set(), None)
     if hashes is None or len(hashes) != count or len(types) > 1:  # no event time, null times, or a column
         rows = group.read()  # typed apart between windows (an integer with nulls in some): hash it whole
@@ -326,9 +328,7 @@ def _key_windows(group, each) -> list | None:
     "`each` of `group`'s prediction keys, one event-time window at a time; None when the windows miss keys (null times)."
     from serverless_ml.store import reads_together
     with reads_together(group):  # two narrow columns: one connection caches little of them
-        times = _columns(group, [group.event_time])[group.event_time] if group.event_time else None
-        count, starts = (len(times), _window_starts(times, KEY_WINDOW_ROWS)) if times is not None else (None, [])
-        del times  # only the windows from here
+        count, starts = _starts(group, KEY_WINDOW_ROWS)
         found, seen = [], 0
         for start, end in zip(starts, [*starts[1:], None], strict=False):
             keys = _window(group, start, end, PREDICTION_ID)
@@ -393,9 +393,8 @@ def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> di
 
 def stage_outputs(before: dict, after: dict) -> tuple[dict, pd.DataFrame]:
     "What a stage changed (rows and predictions added, new models, new pictures), and the predictions added."
-    group, keys = after["groups"]["predictions"], after["predictions"]  # keys None: read a window at a time
-    found = _added(before["predictions"], keys) if keys is not None else _added_keys(before["predictions"], group)
-    added = _added_rows(group, found)
+    group = after["groups"]["predictions"]
+    added = _added_rows(group, _added_keys(before["predictions"], group))  # the keys read a window at a time
     outputs = {"rows_added": (after["rows"] or 0) - (before["rows"] or 0), "predictions_added": len(added),
                "models": [_model_entry(m) for v, m in sorted(after["models"].items()) if v not in before["models"]],
                "images": {n: d for n, d in after["images"].items() if before["images"].get(n) != d}}
@@ -476,11 +475,10 @@ def plan(self, dataset: str, steps: list) -> None:
 
 # %% ../../notebooks/lib/09_runs.ipynb #83a408d1
 def _compared_part(before: dict | None) -> dict | None:
-    "What `end` compares of a snapshot, held while the stage runs: the row count and the prediction keys' hashes."
+    "What `end` compares of a snapshot, held while the stage runs (row count, models, pictures; `begin` adds the keys)."
     if before is None:
         return None
-    return {**{key: value for key, value in before.items() if key != "groups"},
-            "predictions": key_hashes(before["predictions"])}
+    return {key: value for key, value in before.items() if key != "groups"}
 
 
 @patch_to(Manifest)
@@ -488,8 +486,8 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
     "Mark `stage` running with its full parameters; returns the store snapshot before it (when observing)."
     observed = self.observe and project is not None
     fingerprinted = {"feature": (), "inference": ("rows", "predictions")}.get(stage, ("rows",))
-    before = snapshot(project, dataset, images=stage == "inference", count="rows" not in fingerprinted,
-                      keys=False) if observed else None
+    before = snapshot(project, dataset, images=stage == "inference", count="rows" not in fingerprinted) \
+        if observed else None
     groups = before.pop("groups") if before is not None else None
     before = _compared_part(before)  # the keys give way to their hashes before the groups are fingerprinted
     with self._lock:
@@ -522,7 +520,7 @@ def end(self, dataset: str, stage: str, before: dict | None = None, project=None
         html: Path | None = None, # the executed notebook's HTML copy
         ) -> dict | None:
     "Record how `stage` ended (status, duration, failure, outputs); returns the store snapshot after it."
-    after = snapshot(project, dataset, stage == "inference", keys=False) if before is not None else None
+    after = snapshot(project, dataset, stage == "inference") if before is not None else None
     outputs, added = stage_outputs(before, after) if after is not None else (None, pd.DataFrame())
     if len(added):
         _keep_predictions(self.folder / dataset, added)
