@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from helpers import voila
 from helpers.stores import copy_store, daily_and_inference, in_store
+from playwright.sync_api import expect
 
 from serverless_ml import apps, monitoring, params, pipelines
 
@@ -175,7 +176,7 @@ def test_dashboard_shows_pictures_table_and_confusion_matrix(dashboard, store_en
     assert "Confusion matrix over the whole history" in text
     assert "The 5 most recent predictions, newest first" in text
     table = page.get_by_role("table", name="Most recent predictions")
-    assert table.locator("tbody tr").count() == logged  # one row per prediction, up to 5
+    expect(table.locator("tbody tr")).to_have_count(logged)  # one row per prediction, up to 5 (after the counts)
     for alt in ("Drawing of the newest flower, predicted and actual class",
                 "Iris confusion matrix over all predictions", "Iris accuracy of the predictions over time"):
         assert page.get_by_alt_text(alt).evaluate("img => img.complete && img.naturalWidth > 100"), alt
@@ -198,7 +199,8 @@ def test_a_prediction_made_after_the_page_opened_appears_after_refresh(dashboard
     page.wait_for_function("before => document.querySelector('.sml-counts').innerText !== before", arg=before)
     assert int(counts.inner_text().split()[0]) == int(before.split()[0]) + 1
     newest = page.get_by_role("table", name="Most recent predictions").locator("tbody tr").first
-    assert str(new.id.iloc[0]) in newest.inner_text()
+    # each widget's new value reaches the page in its own message: the table may follow the counts a moment later
+    expect(newest).to_contain_text(str(new.id.iloc[0]), timeout=CLICK_TIMEOUT_MS)
     no_traceback(page)
 
 
