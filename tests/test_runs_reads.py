@@ -4,6 +4,9 @@ times gives the same frames."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import numpy as np
@@ -11,7 +14,7 @@ import pandas as pd
 import pytest
 from helpers import stores
 
-from serverless_ml import runs
+from serverless_ml import monitoring, runs
 from serverless_ml.pipelines import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, predictions_name
 from serverless_ml.store import login
 
@@ -99,3 +102,36 @@ def test_a_daily_stage_records_its_row_and_no_prediction(store, tmp_path):
     outputs = run.entry("iris", "daily")["outputs"]
     assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 0)
     assert not (tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE).exists()
+
+
+RECORD_STAGES = """
+import json, sys
+from datetime import datetime, timezone
+from pathlib import Path
+from serverless_ml import runs
+from serverless_ml.runner import Step
+from serverless_ml.store import login
+project, folder = login("local"), Path(sys.argv[1])
+made = runs.Manifest(folder, "run", ["run"], datetime(2026, 11, 30, tzinfo=timezone.utc))
+made.plan("iris", [Step(stage, {"dataset": "iris"}) for stage in ("training", "inference")])
+for stage in ("training", "inference"):  # as if the store had no model and no pictures before: all are recorded
+    before = made.begin("iris", stage, {"dataset": "iris"}, project)
+    made.end("iris", stage, {**before, "models": {}, "images": {}}, project)
+heavy = ("sklearn", "xgboost", "skops", "scipy", "matplotlib", "seaborn", "serverless_ml.pipelines")
+print(json.dumps({"loaded": [name for name in heavy if name in sys.modules], "stages": made.data["stages"]}))
+"""
+
+
+def test_recording_a_stage_loads_no_model_statistics_or_plotting_library(filled_store_env, tmp_path):
+    # sml-run records every stage in its own process before the first kernel starts: these imports took ~2.3 s
+    (tmp_path / "run").mkdir()
+    env = stores.copy_store(filled_store_env, tmp_path / "copy")
+    done = subprocess.run([sys.executable, "-c", RECORD_STAGES, str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert said["loaded"] == []
+    training, inference = said["stages"]
+    assert training["inputs"]["feature_group"]["rows"] > 0 and set(inference["inputs"]) == {"feature_group", "predictions"}
+    assert [len(model["model_sha256"]) for model in training["outputs"]["models"]] == [64]  # the model file hashed
+    assert sorted(inference["outputs"]["images"]) == sorted(monitoring.IMAGES)  # every picture the round drew

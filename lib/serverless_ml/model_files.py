@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PICKLE_SUFFIXES', 'UntrustedModelError', 'is_pickle_file', 'unsafe_model_files', 'check_model_files']
+__all__ = ['PICKLE_SUFFIXES', 'MODEL_FILE', 'MANIFEST_FILE', 'UntrustedModelError', 'is_pickle_file', 'unsafe_model_files',
+           'check_model_files']
 
 # %% ../../notebooks/lib/00a_model_files.ipynb #17ee84c6
 class UntrustedModelError(ValueError):
@@ -16,6 +17,7 @@ class UntrustedModelError(ValueError):
 
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".jbl", ".sav", ".dill", ".pt", ".pth")
+MODEL_FILE, MANIFEST_FILE = "model.skops", "model.json"  # what `models.save_model` writes: the model, its digest
 
 
 def is_pickle_file(path: Path) -> bool:

@@ -26,13 +26,13 @@ from sklearn.preprocessing import OneHotEncoder
 from xgboost import XGBClassifier
 
 from .datasets import SPECS, TITANIC, spec
-from .model_files import UntrustedModelError, check_model_files
+from .model_files import MANIFEST_FILE, MODEL_FILE, UntrustedModelError, check_model_files
 
 # %% auto #0
 __all__ = ['SEED', 'CV_FOLDS', 'N_JOBS', 'IRIS_K_CHOICES', 'AGE_BANDS', 'TITANIC_CATEGORICAL', 'TITANIC_NUMERIC',
-           'TITANIC_PARAMS', 'MODEL_FILE', 'MANIFEST_FILE', 'TRUSTED_TYPES', 'features_of', 'folds', 'iris_pipeline',
-           'train_iris', 'TitanicImputer', 'titanic_pipeline', 'train', 'distinct_rows', 'predict', 'predict_proba',
-           'evaluate', 'confusion', 'save_model', 'load_model']
+           'TITANIC_PARAMS', 'TRUSTED_TYPES', 'features_of', 'folds', 'iris_pipeline', 'train_iris', 'TitanicImputer',
+           'titanic_pipeline', 'train', 'distinct_rows', 'predict', 'predict_proba', 'evaluate', 'confusion',
+           'save_model', 'load_model']
 
 # %% ../../notebooks/lib/04_models.ipynb #f9a0fdaa
 SEED = 42  # default seed of every model and split
@@ -181,7 +181,6 @@ def confusion(dataset: str, y_true, y_pred) -> pd.DataFrame:
     return pd.DataFrame(counts, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
 
 # %% ../../notebooks/lib/04_models.ipynb #c8d79807
-MODEL_FILE, MANIFEST_FILE = "model.skops", "model.json"
 TRUSTED_TYPES = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.EuclideanDistance64",
                  "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier",
                  f"{TitanicImputer.__module__}.{TitanicImputer.__qualname__}")

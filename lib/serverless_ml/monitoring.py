@@ -24,20 +24,20 @@ from . import alerts, drift, models, pictures, validation
 from .config import lock_timeout, namespaced, store_home, to_utc, utc_column, utc_now
 from .datasets import HISTORICAL_TIME, schema, spec
 from .dataset_api import LocalDatasetApi, local_resource
-from .pipelines import (PREDICTIONS_VERSION, existing_group, feature_group, images_folder, model_entry,
-                                     predictions_name, state_folder, upsert)
+from .names import IMAGES_MANIFEST, PREDICTIONS_VERSION, images_folder, predictions_name, state_folder
+from .pipelines import existing_group, feature_group, model_entry, upsert
 from .store import RoundGroup, our_group, put_file, read_since
 
 # %% auto #0
-__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'IMAGES_MANIFEST', 'QUALITY_VERSION',
-           'QUALITY_KEY', 'QUALITY_COLUMNS', 'QUALITY_GROUP', 'quality_group', 'WINDOW_FILE', 'empty_state',
-           'MonitoringStateWarning', 'state_problem', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path',
-           'monitoring_lock', 'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions',
-           'update_state', 'log_predictions', 'Monitoring', 'accuracy_per_day', 'monitoring_from_state',
-           'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending',
-           'add_daily_rows', 'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images', 'quality_name',
-           'quality_rows', 'last_predictions', 'read_window_counts', 'write_window_counts', 'Watch', 'watch_round',
-           'Round', 'predict_new_rows', 'drift_over_time', 'recent_alerts', 'quality_failures']
+__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'PICTURES', 'IMAGES', 'QUALITY_VERSION', 'QUALITY_KEY',
+           'QUALITY_COLUMNS', 'QUALITY_GROUP', 'quality_group', 'WINDOW_FILE', 'empty_state', 'MonitoringStateWarning',
+           'state_problem', 'read_state', 'write_state', 'MonitoringBusyError', 'lock_path', 'monitoring_lock',
+           'predictions_group', 'rows_to_predict', 'predict_rows', 'count_predictions', 'update_state',
+           'log_predictions', 'Monitoring', 'accuracy_per_day', 'monitoring_from_state', 'rebuild_state',
+           'stored_prediction_times', 'monitoring_state', 'monitoring_data', 'mark_pending', 'add_daily_rows',
+           'draw_pictures', 'png_problem', 'upload_images', 'uploaded_images', 'quality_name', 'quality_rows',
+           'last_predictions', 'read_window_counts', 'write_window_counts', 'Watch', 'watch_round', 'Round',
+           'predict_new_rows', 'drift_over_time', 'recent_alerts', 'quality_failures']
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -489,9 +489,6 @@ def png_problem(png: bytes) -> str | None:
     return None
 
 # %% ../../notebooks/lib/06a_monitoring.ipynb #64e9e592
-IMAGES_MANIFEST = "images.json"  # beside the pictures: the stamp of the state they were drawn from
-
-
 def upload_images(dataset_api, dataset: str, images: dict[str, bytes],
                   stamp: str | None = None,  # the state's `last_prediction_time`, recorded after the pictures
                   ) -> list[str]:

@@ -23,6 +23,9 @@ import pandas as pd
 from fastcore.basics import patch_to
 
 from .config import backend_name, project_root, runs_dir, utc_now
+from .model_files import MODEL_FILE
+from .names import (FEATURE_GROUP_VERSION, IMAGES_MANIFEST, PREDICTIONS_VERSION, group_name, images_folder,
+                                 model_name, predictions_name)
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'KEY_WINDOW_ROWS',
@@ -148,7 +151,6 @@ def _row_count(group) -> int | None:
 
 def _model_entry(model) -> dict:
     "A registered model version as recorded: name, version, metrics, description, model digests."
-    from serverless_ml.models import MODEL_FILE
     data = (Path(model.download()) / MODEL_FILE).read_bytes()
     return {"name": model.name, "version": int(model.version), "metrics": dict(model.training_metrics),
             "description": model.description, "model_sha256": sha256_bytes(data),
@@ -156,16 +158,15 @@ def _model_entry(model) -> dict:
 
 # %% ../../notebooks/lib/09_runs.ipynb #004c900d
 def _image_digests(dataset_api, dataset: str) -> dict[str, str]:
-    "The SHA-256 of each uploaded monitoring picture of `dataset`, by file name."
-    from serverless_ml.monitoring import IMAGES
-    from serverless_ml.pipelines import images_folder
-    found = {}
+    "The SHA-256 of each monitoring picture of `dataset` the last round uploaded (named in its manifest), by file name."
+    folder_name = images_folder(dataset)
+    if not dataset_api.exists(f"{folder_name}/{IMAGES_MANIFEST}"):  # no round has drawn pictures yet
+        return {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in IMAGES:
-            remote = f"{images_folder(dataset)}/{name}"
-            if dataset_api.exists(remote):
-                found[name] = sha256_file(dataset_api.download(remote, local_path=folder, overwrite=True))
-    return found
+        def fetch(name: str) -> Path:
+            return Path(dataset_api.download(f"{folder_name}/{name}", local_path=folder, overwrite=True))
+        names = json.loads(fetch(IMAGES_MANIFEST).read_text(encoding="utf-8"))["files"]
+        return {name: sha256_file(fetch(name)) for name in names if dataset_api.exists(f"{folder_name}/{name}")}
 
 # %% ../../notebooks/lib/09_runs.ipynb #f5355538
 _SNAPSHOT_LOCK = threading.Lock()  # the datasets' threads share one process: one store connection at a time
@@ -178,8 +179,6 @@ def snapshot(project, # a logged-in project (`store.login()`)
              count: bool = True, # count the feature rows (`begin` takes the count from the fingerprint instead)
              ) -> dict:
     "What the store holds of `dataset`: its groups, the feature row count, models, pictures (keys: `begin`, `end`)."
-    from serverless_ml.pipelines import (FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, model_name,
-                                         predictions_name)
     with _SNAPSHOT_LOCK:
         fs = project.get_feature_store()
         groups = {"rows": _group(fs, group_name(dataset), FEATURE_GROUP_VERSION),  # SML_NAMESPACE applies
@@ -376,7 +375,6 @@ def source_input(dataset: str, source: str = "") -> dict:
 # %% ../../notebooks/lib/09_runs.ipynb #0ad2e1a9
 def _inputs_and_keys(stage: str, dataset: str, parameters: dict, before: dict) -> tuple[dict, np.ndarray | None]:
     "`stage_inputs`, and for inference the `key_hashes` of the predictions, read along with their fingerprint."
-    from serverless_ml.pipelines import group_name, predictions_name
     if stage == "feature":
         return source_input(dataset, parameters.get("source", "")), None
     inputs = {"feature_group": _group_summary(group_name(dataset), before["groups"]["rows"])[0]}
