@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .config import namespaced, utc_column
 from .datasets import spec
@@ -153,6 +152,7 @@ def _ks(below: np.ndarray, at_or_below: np.ndarray, known: int, prepared: dict) 
 
 def _p_values(found: list[dict]) -> np.ndarray:
     "The p-value of each feature's test (`kstwo` for ks, `chi2` for chi2), one vectorised scipy call per test."
+    from scipy import stats  # here, not at the top: `sml-run` reads alerts through this module, and scipy.stats costs ~0.4 s
     tests, statistics = np.array([f["test"] for f in found]), np.array([f["statistic"] for f in found], dtype=float)
     sizes, p_values = np.array([f["size"] for f in found]), np.full(len(found), np.nan)
     for test, distribution in (("ks", stats.kstwo), ("chi2", stats.chi2)):
