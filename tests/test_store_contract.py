@@ -287,3 +287,17 @@ def test_a_feature_view_read_back_splits_like_the_new_one(fs):
     for view in (again, fetched):
         split = view.train_test_split(0.25, primary_key=True)
         pd.testing.assert_frame_equal(split[0], first[0])
+
+
+def test_rows_read_back_insert_again_through_a_group_fetched_from_the_catalog(fs):
+    from serverless_ml import datasets
+    strict = store.expectation_suite(datasets.schema("iris"), policy="STRICT")
+    new_group(fs, expectation_suite=strict).insert(datasets.load("iris"), wait=True)  # times in ns, as loaded
+    fetched = fs.get_feature_group("iris", version=1)  # its suite read back from the catalog's JSON
+    rows = fetched.read().sort_values("flower_id").head(3)
+    assert str(rows.event_time.dtype) == "datetime64[us, UTC]"  # the unit the store reads times back in
+    fetched.insert(rows.assign(petal_length=[1.1, 1.2, 1.3]), wait=True)  # a correction of three rows
+    again = fetched.read().sort_values("flower_id")
+    assert len(again) == 150 and again.petal_length.head(3).tolist() == [1.1, 1.2, 1.3]
+    with pytest.raises(store.ValidationError, match="event_time"):  # still a UTC time, at whatever unit
+        fetched.insert(rows.assign(event_time=rows.event_time.dt.tz_localize(None)), wait=True)

