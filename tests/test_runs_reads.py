@@ -73,6 +73,19 @@ def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
     assert kept.id.tolist() == added.id.tolist()
 
 
+
+def test_a_round_end_reads_only_the_predictions_written_since_its_start(store, tmp_path, monkeypatch):
+    run = manifest(tmp_path / "run")
+    before = run.begin("iris", "inference", {"dataset": "iris"}, store)
+    added = stores.daily_and_inference(store, "iris", 1, 12)
+    # a daily round on a long history: the end reads the round's few predictions, not every key a window at a time
+    monkeypatch.setattr(runs, "_key_windows", lambda *_: pytest.fail("the end read every prediction key"))
+    run.end("iris", "inference", before, store)
+    outputs = run.entry("iris", "inference")["outputs"]
+    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
+    kept = pd.read_csv(tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE)
+    assert kept.id.tolist() == added.id.tolist()
+
 def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
     fs = login("local").get_feature_store()
     group = fs.get_or_create_feature_group("zoned", version=1, primary_key=["id"], event_time="event_time")

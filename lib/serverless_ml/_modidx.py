@@ -1005,6 +1005,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'serverless_ml.runs._windowed_hashes': ('lib/runs.html#_windowed_hashes', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs._windowed_key_hashes': ( 'lib/runs.html#_windowed_key_hashes',
                                                                                  'serverless_ml/runs.py'),
+                                    'serverless_ml.runs._written_since': ('lib/runs.html#_written_since', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs.compare_runs': ('lib/runs.html#compare_runs', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs.env_names': ('lib/runs.html#env_names', 'serverless_ml/runs.py'),
                                     'serverless_ml.runs.environment': ('lib/runs.html#environment', 'serverless_ml/runs.py'),

@@ -29,7 +29,7 @@ from .names import (FEATURE_GROUP_VERSION, IMAGES_MANIFEST, PREDICTIONS_VERSION,
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'ENV_PREFIXES', 'PREDICTION_ID', 'FINGERPRINT_ROWS', 'WINDOWS_A_CONNECTION', 'KEY_WINDOW_ROWS',
-           'MANIFEST', 'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file',
+           'CLOCK_MARGIN', 'MANIFEST', 'PREDICTIONS_FILE', 'INDEX', 'PREDICTION_KEYS', 'sha256_bytes', 'sha256_file',
            'skops_content_digest', 'row_hashes', 'rows_fingerprint', 'git_state', 'env_names', 'environment',
            'snapshot', 'group_fingerprint', 'key_hashes', 'source_input', 'stage_inputs', 'stage_outputs', 'write_json',
            'read_manifest', 'wall_clock', 'Manifest', 'provenance', 'provenance_text', 'recorded_runs', 'find_run',
@@ -190,7 +190,7 @@ def snapshot(project, # a logged-in project (`store.login()`)
             "images": images}
 
 # %% ../../notebooks/lib/09_runs.ipynb #6015bea4
-FINGERPRINT_ROWS = 25_000  # about how many rows `group_fingerprint` holds at a time
+FINGERPRINT_ROWS = 100_000  # about how many rows `group_fingerprint` holds at a time (Iris: ~60 MiB; each window is a query)
 
 
 def _utc_times(times: pd.Series):
@@ -320,7 +320,7 @@ def _added_rows(group, keys: pd.DataFrame) -> pd.DataFrame:
     return since.merge(keys, on=PREDICTION_ID)
 
 
-KEY_WINDOW_ROWS = 100_000  # keys are 16 bytes a row: their windows are 4 times the fingerprint's
+KEY_WINDOW_ROWS = 100_000  # keys are 16 bytes a row: a window of them holds far less than the fingerprint's
 
 
 def _key_windows(group, each) -> list | None:
@@ -349,13 +349,27 @@ def _windowed_key_hashes(group) -> np.ndarray:
     return hashes
 
 
+CLOCK_MARGIN = pd.Timedelta(minutes=1)  # prediction times come from this host's clock: a step back within it is harmless
+
+
+def _written_since(group, since) -> pd.DataFrame | None:
+    "The prediction keys of `group` whose prediction time is `since` or later; None when it has no prediction time."
+    if since is None or "prediction_time" not in [feature.name for feature in group.features]:
+        return None
+    return group.select(PREDICTION_ID).filter(group.get_feature("prediction_time") >= since).read()
+
+
 def _added_keys(before: np.ndarray, # `key_hashes` of the keys before the stage
                 group, # the predictions group after it (None: none)
+                since: pd.Timestamp | None = None, # no prediction the stage made is older (see `begin`)
                 ) -> pd.DataFrame:
-    "`_added`: the keys of `group` whose hash `before` did not hold, read one event-time window at a time."
+    "`_added`: the keys of `group` whose hash `before` did not hold: those written `since`, else all a window at a time."
     if group is None:
         return _added(before, None)
     with _SNAPSHOT_LOCK:
+        recent = _written_since(group, since)  # a daily round on a long history: a few keys, not all of them
+        if recent is not None:
+            return _added(before, recent)
         parts = _key_windows(group, lambda keys: _added(before, keys))
         if parts is None:
             return _added(before, _columns(group, PREDICTION_ID))
@@ -392,7 +406,7 @@ def stage_inputs(stage: str, dataset: str, parameters: dict, before: dict) -> di
 def stage_outputs(before: dict, after: dict) -> tuple[dict, pd.DataFrame]:
     "What a stage changed (rows and predictions added, new models, new pictures), and the predictions added."
     group = after["groups"]["predictions"]
-    added = _added_rows(group, _added_keys(before["predictions"], group))  # the keys read a window at a time
+    added = _added_rows(group, _added_keys(before["predictions"], group, before.get("since")))
     outputs = {"rows_added": (after["rows"] or 0) - (before["rows"] or 0), "predictions_added": len(added),
                "models": [_model_entry(m) for v, m in sorted(after["models"].items()) if v not in before["models"]],
                "images": {n: d for n, d in after["images"].items() if before["images"].get(n) != d}}
@@ -498,6 +512,8 @@ def begin(self, dataset: str, stage: str, parameters: dict, project=None) -> dic
             if "predictions" not in fingerprinted:  # the keys alone, a window at a time
                 keys = _windowed_key_hashes(groups["predictions"])
             before["predictions"] = keys  # inference: hashed with the fingerprint, no second read
+            # the stage's predictions carry its start, or the run's clock when pinned (SML_NOW): `end` reads from there
+            before["since"] = min(pd.Timestamp(entry["started"]), pd.Timestamp(self.data["now"])) - CLOCK_MARGIN
         self.save()
     return before
 
