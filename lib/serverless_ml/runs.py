@@ -146,7 +146,7 @@ def _row_count(group) -> int | None:
     "How many rows `group` holds, from a read of one column (its key: an integer is the cheapest), None if no group."
     if group is None:
         return None
-    return len(_columns(group, [(list(group.primary_key) or [group.event_time or group.features[0].name])[0]]))
+    return len(_columns(group, [(list(group.primary_key) or [group.event_time or group.schema[0].name])[0]]))
 
 
 def _model_entry(model) -> dict:
@@ -354,7 +354,7 @@ CLOCK_MARGIN = pd.Timedelta(minutes=1)  # prediction times come from this host's
 
 def _written_since(group, since) -> pd.DataFrame | None:
     "The prediction keys of `group` whose prediction time is `since` or later; None when it has no prediction time."
-    if since is None or "prediction_time" not in [feature.name for feature in group.features]:
+    if since is None or "prediction_time" not in [feature.name for feature in group.schema]:
         return None
     return group.select(PREDICTION_ID).filter(group.get_feature("prediction_time") >= since).read()
 
