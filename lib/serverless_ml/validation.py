@@ -79,10 +79,11 @@ class UtcTime(pandas_engine.DateTime):
 
 
 def _utc_at_any_unit(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
-    "`schema` with each UTC time column taking any unit again: its JSON keeps only the unit it was written with."
-    times = {name: {"dtype": UtcTime(tz="UTC")} for name, column in schema.columns.items()
-             if isinstance(column.dtype, pandas_engine.DateTime) and str(column.dtype.tz) == "UTC"}
-    return schema.update_columns(times) if times else schema
+    "`schema`, just read from JSON, with each UTC time column taking any unit again: JSON keeps only the unit it was written with."
+    for column in schema.columns.values():  # in place: `update_columns` would deep-copy the schema (~10 ms a catalog read)
+        if isinstance(column.dtype, pandas_engine.DateTime) and str(column.dtype.tz) == "UTC":
+            column.dtype = UtcTime(tz="UTC")
+    return schema
 
 
 def suite_from_json(text: str) -> ExpectationSuite:
