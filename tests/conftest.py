@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import scheduling, stores
+from helpers import pages, scheduling, stores, voila
 
 
 def use_local_store(patch: pytest.MonkeyPatch, root: Path) -> Path:
@@ -69,6 +69,26 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def apps_store(browser, filled_store_env, tmp_path_factory) -> dict:
+    "A copy of the session's filled store (both models, 3 days of predictions) for a module's apps; it may add to it."
+    return stores.copy_store(filled_store_env, tmp_path_factory.mktemp("apps"))
+
+
+@pytest.fixture(scope="module")
+def apps_server(apps_store, tmp_path_factory):
+    "The apps over `apps_store`, served by a real Voila server with the `make serve` settings; yields its base URL."
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    with voila.running_voila(env=apps_store, log_path=log) as url:
+        yield url
+
+
+@pytest.fixture
+def shot(tmp_path):
+    "`shot(page, name)`: a screenshot of the app in `page`, under the test's folder (and $SML_SCREENSHOTS, when set)."
+    return lambda page, name: pages.screenshot(page, tmp_path, name)
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -1,6 +1,6 @@
 """The Voila apps in headless Chromium, as a visitor uses them.
 
-A real `voila` server (the `make serve` command and settings) runs on a free port on 127.0.0.1
+A real `voila` server (conftest's `apps_server`: the `make serve` command and settings) runs on a free port
 over a temporary store filled by the pipelines' stage functions (the calls the stage notebooks
 make; see tests/helpers/stores.py). Playwright drives Debian's /usr/bin/chromium. Screenshots go
 to the test's temporary folder, and also to $SML_SCREENSHOTS when that variable names a folder.
@@ -8,95 +8,49 @@ to the test's temporary folder, and also to $SML_SCREENSHOTS when that variable 
 
 from __future__ import annotations
 
-import os
-import shutil
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import voila
-from helpers.stores import copy_store, daily_and_inference, in_store
+from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback
+from helpers.stores import daily_and_inference, in_store
 from playwright.sync_api import expect
 
 from serverless_ml import apps, monitoring, params, pipelines
 
 pytestmark = pytest.mark.browser
 
-RENDER_TIMEOUT_MS = 120_000  # first render on a busy 2-core machine
-CLICK_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def store_env(browser, filled_store_env, tmp_path_factory) -> dict:
-    "A copy of the session's filled store (both models, 3 days of predictions): this module adds predictions."
-    return copy_store(filled_store_env, tmp_path_factory.mktemp("apps"))
-
-
-@pytest.fixture(scope="module")
-def server(store_env, tmp_path_factory):
-    "The apps served by a real Voila server with the `make serve` settings; yields its base URL."
-    log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with voila.running_voila(env=store_env, log_path=log) as url:
-        yield url
-
-
-def open_app(browser, server: str, app: str):
+def open_app(browser, apps_server: str, app: str):
     "A fresh browser context (no cookies or storage from elsewhere) with `app` open, its tabs on screen."
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(CLICK_TIMEOUT_MS)
     page = context.new_page()
-    page.goto(server + apps.APPS_URL_PATH.format(app=app), wait_until="commit")
+    page.goto(apps_server + apps.APPS_URL_PATH.format(app=app), wait_until="commit")
     page.get_by_role("tab", name="Titanic").wait_for(timeout=RENDER_TIMEOUT_MS)
     return context, page
 
 
 @pytest.fixture(scope="module")
-def predictor(browser, server):
+def predictor(browser, apps_server):
     "The predictor, opened once for this module's tests (each test picks its tab and sets every input it uses)."
-    context, page = open_app(browser, server, "predict")
+    context, page = open_app(browser, apps_server, "predict")
     yield page
     context.close()
 
 
 @pytest.fixture(scope="module")
-def dashboard(browser, server):
+def dashboard(browser, apps_server):
     "The dashboard, opened once for this module's tests."
-    context, page = open_app(browser, server, "dashboard")
+    context, page = open_app(browser, apps_server, "dashboard")
     yield page
     context.close()
-
-
-@pytest.fixture
-def shot(tmp_path):
-    "Save a screenshot of the whole app under the test's folder (and $SML_SCREENSHOTS, when set) for a person to look at."
-
-    def save(page, name: str) -> Path:
-        path = tmp_path / f"{name}.png"
-        height = page.evaluate("document.querySelector('.sml-page').scrollHeight")  # Voila scrolls inside the page
-        page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
-        page.screenshot(path=str(path))
-        page.set_viewport_size({"width": 1280, "height": 1000})
-        if os.environ.get("SML_SCREENSHOTS"):
-            Path(os.environ["SML_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(os.environ["SML_SCREENSHOTS"]) / path.name)
-        return path
-
-    return save
 
 
 def logged_predictions(env: dict, dataset: str) -> pd.DataFrame:
     "Every prediction logged so far in the store of `env`."
     return in_store(env, lambda project: project.get_feature_store().get_feature_group(
         pipelines.predictions_name(dataset), version=1).read())
-
-
-def no_traceback(page) -> None:
-    "Neither a traceback nor a raw exception name is visible."
-    text = page.inner_text("body")
-    for sign in ("Traceback", "Error:", "ExecutionError", "Exception"):
-        assert sign not in text, f"{sign!r} visible on the page:\n{text[:2000]}"
 
 
 def test_iris_prediction_from_typed_measurements(predictor, shot):
@@ -162,10 +116,10 @@ def test_a_bad_input_shows_its_message_and_no_prediction(predictor, typed, messa
         shot(page, "predict_invalid_input")
 
 
-def test_dashboard_shows_pictures_table_and_confusion_matrix(dashboard, store_env, shot):
+def test_dashboard_shows_pictures_table_and_confusion_matrix(dashboard, apps_store, shot):
     page = dashboard
     page.get_by_role("tab", name="Iris").click()
-    logged = len(logged_predictions(store_env, "iris"))  # 3 days of one flower each, and maybe the refresh test's
+    logged = len(logged_predictions(apps_store, "iris"))  # 3 days of one flower each, and maybe the refresh test's
     counts = page.locator(".sml-counts:visible")
     counts.wait_for()
     if not counts.inner_text().startswith(f"{logged} "):  # the refresh test ran first and left the page behind
@@ -188,12 +142,12 @@ def test_dashboard_shows_pictures_table_and_confusion_matrix(dashboard, store_en
     shot(page, "dashboard_titanic")
 
 
-def test_a_prediction_made_after_the_page_opened_appears_after_refresh(dashboard, store_env):
+def test_a_prediction_made_after_the_page_opened_appears_after_refresh(dashboard, apps_store):
     page = dashboard
     page.get_by_role("tab", name="Iris").click()
     counts = page.locator(".sml-counts:visible")
     before = counts.inner_text()
-    new = in_store(store_env, daily_and_inference, "iris", 1, 8)
+    new = in_store(apps_store, daily_and_inference, "iris", 1, 8)
     assert counts.inner_text() == before
     page.get_by_role("button", name="Refresh").click()
     page.wait_for_function("before => document.querySelector('.sml-counts').innerText !== before", arg=before)
@@ -204,13 +158,13 @@ def test_a_prediction_made_after_the_page_opened_appears_after_refresh(dashboard
     no_traceback(page)
 
 
-def test_pipeline_notebooks_and_sources_are_unreachable(server):
+def test_pipeline_notebooks_and_sources_are_unreachable(apps_server):
     for path in ("/voila/render/1_feature_pipeline.ipynb", "/voila/render/../1_feature_pipeline.ipynb",
                  "/voila/render/%2E%2E/1_feature_pipeline.ipynb", "/voila/files/predict.ipynb",
                  "/voila/files/../apps_server/voila.py", "/voila/render/../lib/08_apps.ipynb",
                  "/voila/tree/..", "/api/contents/"):
         try:
-            with urllib.request.urlopen(server + path, timeout=30) as answer:
+            with urllib.request.urlopen(apps_server + path, timeout=30) as answer:
                 body = answer.read().decode("utf-8", "replace")
                 assert "1_feature_pipeline" not in body and "wait_for_request" not in body, path
         except urllib.error.HTTPError as refused:
@@ -224,9 +178,9 @@ def drifted_round(project, dataset: str, rows: int, seed: int):
     return monitoring.predict_new_rows(project, dataset)
 
 
-def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, store_env, shot):
+def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, apps_store, shot):
     page = dashboard
-    done = in_store(store_env, drifted_round, "titanic", 400, 21)
+    done = in_store(apps_store, drifted_round, "titanic", 400, 21)
     assert (done.alerts.kind == "drift").any(), done.alerts  # the round itself raised it
     page.get_by_role("tab", name="Titanic").click()
     page.get_by_role("button", name="Refresh").click()

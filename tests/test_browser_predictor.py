@@ -1,19 +1,16 @@
 """The predictor's links, explanations and title input in headless Chromium, as a visitor uses them.
 
-The server and its filled temporary store are test_browser's (`store_env`, `server`): a real `voila`
+The server and its filled temporary store are conftest's (`apps_store`, `apps_server`): a real `voila`
 with the `make serve` settings. Each test opens its own page, most of them from a link. Screenshots
 go under the test's temporary folder and, when SML_SCREENSHOTS names a folder, there too (for the README).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from test_browser import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback, server, store_env  # noqa: F401 (fixtures)
+from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback
 
 from serverless_ml import apps
 
@@ -23,31 +20,8 @@ IRIS_LINK = "?dataset=iris&sepal_length=5.1&sepal_width=3.5&petal_length=1.4&pet
 TITANIC_LINK = "?dataset=titanic&pclass=1&sex=female&age=29&sibsp=0&parch=0&fare=211.34&embarked=C&title=Miss"
 
 
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory) -> list[Path]:
-    "The folders screenshots go to: a temporary one, and SML_SCREENSHOTS when set."
-    folders = [tmp_path_factory.mktemp("screenshots")]
-    if os.environ.get("SML_SCREENSHOTS"):
-        folders.append(Path(os.environ["SML_SCREENSHOTS"]))
-    return folders
-
-
-def shot(page, folders: list[Path], name: str) -> Path:
-    "Save the whole app (Voila scrolls inside the page, so grow the window) as `name`.png in every folder."
-    height = page.evaluate("document.querySelector('.sml-page').scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
-    path = folders[0] / f"{name}.png"
-    page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1280, "height": 1000})
-    for folder in folders[1:]:
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / path.name)
-    assert path.stat().st_size > 10_000
-    return path
-
-
 @pytest.fixture
-def visit(browser, server):  # noqa: F811 (the imported fixture)
+def visit(browser, apps_server):
     "Open an app at a query string in a fresh browser context that may use the clipboard; closed after the test."
     opened = []
 
@@ -57,7 +31,7 @@ def visit(browser, server):  # noqa: F811 (the imported fixture)
         context.set_default_timeout(CLICK_TIMEOUT_MS)
         page = context.new_page()
         opened.append((context, page))
-        page.goto(server + apps.APPS_URL_PATH.format(app=app) + query, wait_until="commit")
+        page.goto(apps_server + apps.APPS_URL_PATH.format(app=app) + query, wait_until="commit")
         page.get_by_role("tab", name="Titanic").wait_for(timeout=RENDER_TIMEOUT_MS)
         return page
 
@@ -77,7 +51,7 @@ def survival(page) -> float:
     return float(re.search(r"([\d.]+) %", row.inner_text()).group(1))
 
 
-def test_a_shared_iris_link_fills_the_inputs_predicts_and_shows_the_flowers_that_voted(visit, screenshots):
+def test_a_shared_iris_link_fills_the_inputs_predicts_and_shows_the_flowers_that_voted(visit, shot):
     page = visit("predict", IRIS_LINK)
     assert shown_tab(page) == "Iris"
     page.locator(".sml-class:visible").wait_for()
@@ -91,10 +65,10 @@ def test_a_shared_iris_link_fills_the_inputs_predicts_and_shows_the_flowers_that
     plane = page.get_by_alt_text(re.compile("The training flowers by petal length and width"))
     assert plane.evaluate("img => img.complete && img.naturalWidth > 300")
     no_traceback(page)
-    shot(page, screenshots, "predict_link_iris")
+    shot(page, "predict_link_iris")
 
 
-def test_a_shared_titanic_link_opens_its_tab_with_the_title_and_the_pushes_chart(visit, screenshots):
+def test_a_shared_titanic_link_opens_its_tab_with_the_title_and_the_pushes_chart(visit, shot):
     page = visit("predict", TITANIC_LINK)
     assert shown_tab(page) == "Titanic"
     page.locator(".sml-class:visible").wait_for()
@@ -105,7 +79,7 @@ def test_a_shared_titanic_link_opens_its_tab_with_the_title_and_the_pushes_chart
     chart = page.get_by_alt_text("Bar chart: how each detail pushed the prediction Survived")
     assert chart.evaluate("img => img.complete && img.naturalWidth > 300")
     no_traceback(page)
-    shot(page, screenshots, "predict_why_titanic")
+    shot(page, "predict_why_titanic")
 
 
 @pytest.mark.parametrize("query, message", [
@@ -113,14 +87,14 @@ def test_a_shared_titanic_link_opens_its_tab_with_the_title_and_the_pushes_chart
     ("?dataset=iris&sepal_length=42", "42 is out of range: enter a number from 3 to 9 cm."),
     ("?dataset=titanic&embarked=Belfast", "'Belfast' is not one of the choices. Choose one of Southampton, Cherbourg, Queenstown."),
 ])
-def test_a_bad_value_in_a_link_shows_the_fields_message_and_no_prediction(visit, screenshots, query, message):
+def test_a_bad_value_in_a_link_shows_the_fields_message_and_no_prediction(visit, shot, query, message):
     page = visit("predict", query)
     page.get_by_text(message).wait_for()
     page.locator(".sml-problem:visible", has_text="Fix the 1 input(s) marked in red").wait_for()
     assert page.locator(".sml-class:visible").count() == 0
     no_traceback(page)
     if "Belfast" in query:
-        shot(page, screenshots, "predict_link_bad_value")
+        shot(page, "predict_link_bad_value")
 
 
 def test_a_key_the_tab_does_not_take_is_named_not_ignored(visit):
@@ -140,7 +114,7 @@ def test_the_dataset_in_a_link_opens_its_tab(visit, app):
     assert "use dataset=iris or dataset=titanic" in page.inner_text("body") and shown_tab(page) == "Iris"
 
 
-def test_the_title_a_visitor_picks_changes_the_prediction(visit, screenshots):
+def test_the_title_a_visitor_picks_changes_the_prediction(visit, shot):
     page = visit("predict", "?dataset=titanic&pclass=2&sex=male&age=10&sibsp=1&parch=2&fare=30&embarked=S")
     page.locator(".sml-class:visible").wait_for()
     assert page.get_by_label("Title", exact=True).input_value() == "guessed from sex and age"
@@ -150,10 +124,10 @@ def test_the_title_a_visitor_picks_changes_the_prediction(visit, screenshots):
     page.get_by_role("button", name="Predict").click()
     page.locator(".sml-class:visible").wait_for()
     assert survival(page) < guessed - 5
-    shot(page, screenshots, "predict_title")
+    shot(page, "predict_title")
 
 
-def test_copy_link_gives_a_link_that_reproduces_the_prediction(visit, server):  # noqa: F811
+def test_copy_link_gives_a_link_that_reproduces_the_prediction(visit, apps_server):
     page = visit("predict")
     page.get_by_role("tab", name="Titanic").click()
     page.get_by_label("Passenger class").select_option(label="1st class")
@@ -170,7 +144,7 @@ def test_copy_link_gives_a_link_that_reproduces_the_prediction(visit, server):  
     page.get_by_role("button", name="Copy link").click()
     page.get_by_role("button", name="Copied").wait_for()
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied == server + apps.APPS_URL_PATH.format(app="predict") + link
+    assert copied == apps_server + apps.APPS_URL_PATH.format(app="predict") + link
     again = visit("predict", link)
     again.locator(".sml-class:visible").wait_for()
     assert (again.locator(".sml-class:visible").inner_text(), survival(again)) == (verdict, chance)

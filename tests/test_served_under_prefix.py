@@ -6,8 +6,6 @@ Screenshots go to the test's temporary folder and, when SML_SCREENSHOTS names a 
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -63,18 +61,6 @@ def escaped(asked: set, url: str) -> set:
             and (urlparse(address).port != server.port or not urlparse(address).path.startswith(PREFIX))}
 
 
-def shot(page, folder: Path, name: str) -> Path:
-    "Save the whole app (Voila scrolls inside the page, so grow the window) as `name`.png, also in $SML_SCREENSHOTS."
-    height = page.evaluate("document.querySelector('.sml-page').scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path))
-    if os.environ.get("SML_SCREENSHOTS"):
-        Path(os.environ["SML_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(os.environ["SML_SCREENSHOTS"]) / path.name)
-    return path
-
-
 def test_the_index_under_the_prefix_links_every_app_and_its_link_opens_the_app(browser, server, tmp_path):
     context, page, asked = watched_page(browser)
     page.goto(server + "/", wait_until="load")
@@ -91,7 +77,7 @@ def test_the_index_under_the_prefix_links_every_app_and_its_link_opens_the_app(b
     context.close()
 
 
-def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(browser, server, tmp_path):
+def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(browser, server, shot):
     context, page, asked = watched_page(browser)
     page.goto(server + apps.APPS_URL_PATH.format(app="models"), wait_until="commit")
     table = page.locator(".sml-versions:visible").first
@@ -103,7 +89,7 @@ def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(bro
     cards.nth(1).wait_for()
     assert cards.count() == 2 and "Version 1" in cards.nth(1).inner_text()
     assert "no feature importance" in cards.first.inner_text()  # iris: k nearest neighbours
-    shot(page, tmp_path, "models_page")
+    shot(page, "models_page")
     assert escaped(asked, server) == set()
     context.close()
 

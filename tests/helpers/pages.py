@@ -1,0 +1,32 @@
+"""What the browser tests share: their time limits, the screenshot of a whole app, the check that no error shows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+RENDER_TIMEOUT_MS = 120_000  # first render on a busy 2-core machine
+CLICK_TIMEOUT_MS = 60_000
+
+
+def screenshot(page, folder: Path, name: str) -> Path:
+    """Save the whole app open in `page` as `folder/name.png`, and a copy in $SML_SCREENSHOTS when that names a
+    folder (for the README); the saved file. Voila scrolls inside the page, so the window grows to the app first."""
+    height = page.evaluate("document.querySelector('.sml-page').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": max(700, height + 60)})
+    path = Path(folder) / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    assert path.stat().st_size > 10_000, f"{path} is nearly empty: the app did not show"
+    if os.environ.get("SML_SCREENSHOTS"):
+        Path(os.environ["SML_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["SML_SCREENSHOTS"]) / path.name)
+    return path
+
+
+def no_traceback(page) -> None:
+    "Neither a traceback nor a raw exception name is visible."
+    text = page.inner_text("body")
+    for sign in ("Traceback", "Error:", "ExecutionError", "Exception"):
+        assert sign not in text, f"{sign!r} visible on the page:\n{text[:2000]}"
