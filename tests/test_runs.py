@@ -3,8 +3,9 @@
 The real stages run here (papermill kernels on a temporary store): one module fixture records a
 `sml-run run` of iris; each test runs only the stages it checks. The commands that only read the
 records (runs, show, compare, a refused reproduce) call `runner.main`, what `sml-run` runs, in this process.
-One `sml-run reproduce` re-executes the recorded run for real; the tampered record's reproduce then compares
-against that record instead of re-executing the same stages a second time."""
+One `sml-run reproduce` re-executes the recorded run for real, which is also the proof that two runs from the
+same commit and clock agree; the tampered record's reproduce then compares against that record instead of
+re-executing the same stages a second time."""
 
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ def run_folders(prefix: str = "") -> list:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    "A store made by `sml-run run --days 2 --datasets iris --now FIRST`; yields that run's folder."
+    "A store made by `sml-run run --days 2 --datasets iris` with the clock pinned by `SML_NOW=FIRST`; yields that run's folder."
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as env:
         use_local_store(env, root)
-        done = sml_run("run", "--days", "2", "--datasets", "iris", "--now", FIRST)
+        done = sml_run("run", "--days", "2", "--datasets", "iris", env={"SML_NOW": FIRST})  # the other runs use --now
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         [folder] = run_folders("20261120T120000Z")
         yield folder
@@ -71,7 +72,7 @@ def test_two_runs_started_in_the_same_second_keep_two_complete_records(recorded)
 def test_the_manifest_records_code_environment_parameters_inputs_and_outputs(recorded):
     manifest = runs.read_manifest(recorded)
     assert manifest["run_id"] == recorded.name and manifest["status"] == "ok"
-    assert manifest["command"] == ["sml-run", "run", "--days", "2", "--datasets", "iris", "--now", FIRST]
+    assert manifest["command"] == ["sml-run", "run", "--days", "2", "--datasets", "iris"]
     assert manifest["now"] == "2026-11-20T12:00:00+00:00" and manifest["ended"] >= manifest["started"]
     assert len(manifest["git"]["commit"]) == 40 and isinstance(manifest["git"]["dirty"], bool)
     environment = manifest["environment"]
@@ -88,12 +89,14 @@ def test_the_manifest_records_code_environment_parameters_inputs_and_outputs(rec
     assert len(stages["training"]["inputs"]["feature_group"]["fingerprint"]) == 64
     [model] = stages["training"]["outputs"]["models"]
     assert model["version"] == 1 and 0.6 < model["metrics"]["accuracy"] <= 1
+    assert len(model["model_content_sha256"]) == 64  # what a reproduction's model is compared by
     assert recorded.name in model["description"] and manifest["git"]["commit"] in model["description"]
     assert stages["daily"]["outputs"]["rows_added"] == 2
     assert stages["inference"]["outputs"]["predictions_added"] == 2
     assert all(len(digest) == 64 for digest in stages["inference"]["outputs"]["images"].values())
     assert len(stages["inference"]["outputs"]["images"]) == 4
     assert (recorded / stages["inference"]["html"]).is_file()
+    assert (recorded / "iris" / "predictions.csv").read_text().count("\n") == 3  # header + the 2 predictions
 
 
 def test_a_failing_stage_is_recorded_with_its_cell_and_the_rest_as_pending(recorded):
@@ -124,24 +127,12 @@ def test_runs_and_show_list_and_print_the_records(recorded, capsys):
     assert sml_main("show", "19990101", capsys=capsys)[0] != 0  # no such run
 
 
-def test_two_runs_from_the_same_commit_and_clock_agree(recorded, tmp_path):
-    # a second fresh store: model files are compared by content (skops names members by object id)
-    done = sml_run("run", "--days", "2", "--datasets", "iris",  # the clock pinned by SML_NOW, not --now
-                   env={"SML_HOME": str(tmp_path / "store"), "SML_OUTPUTS": str(tmp_path / "outputs"), "SML_NOW": FIRST})
-    assert done.returncode == 0, done.stderr[-2000:]
-    [again] = (tmp_path / "outputs" / "runs").glob("20261120T120000Z-*")
-    first, second = runs.read_manifest(recorded), runs.read_manifest(again)
-    assert runs.compare_runs(first, recorded, second, again) == []
-    models = [s["outputs"]["models"][0] for s in (first["stages"][1], second["stages"][1])]
-    assert models[0]["metrics"] == models[1]["metrics"]
-    assert models[0]["model_content_sha256"] == models[1]["model_content_sha256"]
-    assert (recorded / "iris" / "predictions.csv").read_text().count("\n") == 3  # header + 2 predictions
-
-
 def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded, monkeypatch, capsys):
-    done = sml_run("reproduce", recorded.name)  # the stages re-executed for real, on a scratch store
+    # Two runs from the same commit and clock agree: the stages re-executed for real, in a new process, on a
+    # scratch store, and compared with the record (models by content, metrics, rows, every prediction).
+    done = sml_run("reproduce", recorded.name)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "Reproduced" in done.stdout
+    assert "Reproduced: metrics, rows and 2 predictions equal the record." in done.stdout
     tampered = recorded.parent / (recorded.name[:17] + "feed")
     tampered.mkdir()
     (tampered / "iris").mkdir()

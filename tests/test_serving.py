@@ -96,8 +96,8 @@ def rounds_past_the_cap() -> int:
     that kept its visitors' kernels, or let them pass the cap, fails here. Each visit's kernel is started,
     culled and freed whole, so more rounds repeat the same cycle; 30 rounds took 7-9 minutes of CI each.
     The cap is the server's setting given smaller on the command line (3 places, not 7), so the same
-    cycle, over the cap and back, takes 6 visits, not 10 (the browser visits: two batches of 3, with the
-    culling between). What fewer visits give up: a leak under about 1/30 of the resting memory per
+    cycle, over the cap and back, takes 6 visits, not 10 (the browser visits: one visit to each of the 3
+    places, then the culling). What fewer visits give up: a leak under about 1/30 of the resting memory per
     visit (20 % over 6) now passes. The bench row app_memory_50_visits measures the long run; the busy
     page over the cap is proven below."""
     return (CAP - POOL) // len(APPS) + 2
@@ -255,12 +255,11 @@ def visit(browser, url: str, app: str) -> set[str]:
 @pytest.mark.browser
 def test_browser_visits_leave_no_kernel_behind(server, browser):
     url, process, rest = server
-    for _ in range(2):  # twice the places: the second batch finds room only once the first one's kernels are culled
-        at_rest(process)  # every earlier visitor's kernel culled, the pools refilled
-        for app in PLACE_VISITS:
-            assert visit(browser, url, app) == set(), app  # hosts other than the server the page asked
-            assert voila.kernel_count(process) <= CAP
-    count, after = back_to_rest(process)
+    at_rest(process)  # every earlier visitor's kernel culled, the pools refilled
+    for app in PLACE_VISITS:  # one visit to each place the cap leaves to visitors; the pools refill behind them
+        assert visit(browser, url, app) == set(), app  # hosts other than the server the page asked
+        assert voila.kernel_count(process) <= CAP
+    count, after = back_to_rest(process)  # a closed page's kernel kept would hold a place past the culling time
     assert count == POOL, f"{count} kernels still run after the culling time (at rest: {POOL})"
     assert after <= MEMORY_TOLERANCE * rest, f"{after >> 20} MiB after the visits, {rest >> 20} MiB at rest"
 
