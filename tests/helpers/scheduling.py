@@ -1,7 +1,7 @@
-"""The order in which `pytest -n 2 --dist loadscope` hands out its scopes (a module, or a class in one).
+"""The order in which `pytest -n 3 --dist loadscope` (make pytest) hands out its scopes (a module, or a class in one).
 
 xdist hands scopes out in collection order, which `--random-order` shuffles: when a scope that runs for
-minutes comes last, one worker runs it alone while the other waits, and the suite takes minutes longer.
+minutes comes last, one worker runs it alone while the others wait, and the suite takes minutes longer.
 Handing the slow scopes out first, slowest first, lets the short ones fill the gaps at the end
 (longest-first scheduling). The tests inside every scope, and the other scopes, keep their random order."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling
 
-# Measured with `--durations` (CI, 2 workers, 2026-11-30), slowest first: each of these runs for minutes.
+# Measured with `--durations` (CI, 2 and 3 workers, 2026-11-30), slowest first: each of these runs for minutes.
 # test_serving.py::TestOwnServers left the list when its two servers became one (under a minute now).
 SLOW_SCOPES = (
     "tests/test_runs.py",
