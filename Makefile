@@ -38,9 +38,12 @@ $(UV):
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes \
 	  -r <(awk '/^uv==/ {keep=1; print; next} keep && /^ / {print; next} {keep=0}' $(LOCK))
 
-$(STAMP): pyproject.toml $(LOCK) | $(UV)
+# --compile-bytecode: every module is compiled once, here (about 10 s on 2 cores). Without it, a machine that
+# sets PYTHONDONTWRITEBYTECODE (this CI's does, as many container images do) compiles every imported module
+# again in every kernel: 4.5 s instead of 2.6 s of CPU to import the apps, in each preheated and stage kernel.
+$(STAMP): pyproject.toml $(LOCK) Makefile | $(UV)
 	@$(BIN)/python .ci/lockfile.py check
-	$(UV) pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
+	$(UV) pip sync --quiet --require-hashes --compile-bytecode --python $(BIN)/python $(LOCK)
 	$(UV) pip install --quiet --no-deps --build-constraints $(LOCK) --python $(BIN)/python -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (serverless-ml)"
 	@touch $(STAMP)
