@@ -1,4 +1,4 @@
-"""The order in which `pytest -n 3 --dist loadscope` (make pytest) hands out its scopes (a module, or a class in one).
+"""The order in which `pytest -n 2 --dist loadscope` (make pytest) hands out its scopes (a module, or a class in one).
 
 xdist hands scopes out in collection order, which `--random-order` shuffles: when a scope that runs for
 minutes comes last, one worker runs it alone while the others wait, and the suite takes minutes longer.
