@@ -195,7 +195,6 @@ def test_time_windows_reach_the_cluster_as_a_query_filter_on_event_time(cluster)
         ("event_time", "GREATER_THAN_OR_EQUAL", "2026-11-02 08:30:15")  # whole seconds, any server version
 
 
-
 def test_a_stage_end_asks_the_cluster_only_for_the_predictions_written_since_it_started(cluster):
     made = pd.Timestamp("2026-11-30 06:00:00.25", tz="UTC")
     logged = pd.DataFrame({"id": [7], "event_time": [made], "prediction": ["Setosa"], "outcome": ["Setosa"],
@@ -216,6 +215,7 @@ def test_a_stage_end_asks_the_cluster_only_for_the_predictions_written_since_it_
     condition = sent["filter"]["leftFilter"]
     assert (condition["feature"]["name"], condition["condition"], condition["value"]) == \
         ("prediction_time", "GREATER_THAN_OR_EQUAL", "2026-11-30 06:00:00")  # whole seconds: never later than asked
+
 
 def test_the_training_split_is_seeded_on_hopsworks_where_train_test_split_is_not(cluster):
     from hsfs import feature_view

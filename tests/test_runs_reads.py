@@ -73,7 +73,6 @@ def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
     assert kept.id.tolist() == added.id.tolist()
 
 
-
 def test_a_round_end_reads_only_the_predictions_written_since_its_start(store, tmp_path, monkeypatch):
     run = manifest(tmp_path / "run")
     before = run.begin("iris", "inference", {"dataset": "iris"}, store)
@@ -85,6 +84,7 @@ def test_a_round_end_reads_only_the_predictions_written_since_its_start(store, t
     assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
     kept = pd.read_csv(tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE)
     assert kept.id.tolist() == added.id.tolist()
+
 
 def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
     fs = login("local").get_feature_store()
