@@ -36,11 +36,9 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+from helpers import voila
 
-from serverless_ml import apps
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' Voila harness
-from helpers import voila  # noqa: E402
+from serverless_ml.apps.voila import APPS_URL_PATH, apps_folder
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -76,7 +74,7 @@ widgets.VBox([button, clicks])"""
 def served_folder(folder: Path) -> Path:
     "A folder holding copies of the two apps and the trivial notebook."
     for app in ("predict", "dashboard"):
-        shutil.copy(apps.apps_folder() / f"{app}.ipynb", folder / f"{app}.ipynb")
+        shutil.copy(apps_folder() / f"{app}.ipynb", folder / f"{app}.ipynb")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(TRIVIAL)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
     nbformat.write(notebook, folder / "trivial.ipynb")
@@ -87,7 +85,7 @@ def filled_store_env(home: Path, days: int = 30) -> dict:
     "The environment of a temporary store filled by `sml-run run --days <days>` (as `make run`)."
     env = {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"),
            "SML_BACKEND": "local", "JUPYTER_PREFER_ENV_PATH": "1"}
-    subprocess.run([sys.executable, "-m", "serverless_ml.runner", "run", "--days", str(days)], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "serverless_ml.runs.cli", "run", "--days", str(days)], env=env, check=True,
                    capture_output=True)
     return env
 
@@ -185,7 +183,7 @@ def memory_after_visits(env: dict, log: Path) -> tuple[int, int, int, dict]:
         _, rest = voila.settle(server, POOL, timeout=300)
         peak, statuses = rest, {}
         for n in range(MEMORY_VISITS):
-            status = visit(url + apps.APPS_URL_PATH.format(app=("predict", "dashboard")[n % 2]))
+            status = visit(url + APPS_URL_PATH.format(app=("predict", "dashboard")[n % 2]))
             statuses[status] = statuses.get(status, 0) + 1
             peak = max(peak, voila.resident_memory(server))
         kernels, after = voila.settle(server, POOL, timeout=CULL_IDLE_S + CULL_INTERVAL_S + 120)
@@ -226,7 +224,7 @@ def burst(browser, url: str) -> list[float]:
     for _ in range(BURST_VISITS):
         pages.append(browser.new_context().new_page())
         started.append(time.perf_counter())
-        pages[-1].goto(url + apps.APPS_URL_PATH.format(app="predict"), wait_until="commit")
+        pages[-1].goto(url + APPS_URL_PATH.format(app="predict"), wait_until="commit")
         next_visit = started[-1] + BURST_GAP_S
         while time.perf_counter() < next_visit:
             look()
@@ -319,8 +317,3 @@ def browser_rows() -> list[dict]:
             f"predictor: Predict click to result, median of {CLICKS}; floor = trivial button-to-label"),
     ]
 
-
-if __name__ == "__main__":
-    rows = {"memory": memory_rows, "visits": visit_rows}.get(sys.argv[1] if sys.argv[1:] else "", run)
-    for result in rows():
-        print(result)

@@ -11,14 +11,14 @@ Run `python bench/bench_drift.py`; `run()` returns the rows the benchmark runner
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
+from helpers.timing import best_of
 
-from serverless_ml import drift
-from serverless_ml.datasets import load, spec
-from serverless_ml.synthetic import generate
+from serverless_ml.features.datasets import load
+from serverless_ml.features.spec import spec
+from serverless_ml.features.synthetic import generate
+from serverless_ml.inference import drift
 
 ROWS = 1_000_000
 GOAL = 2.0
@@ -39,24 +39,14 @@ def histograms(reference: dict, rows: pd.DataFrame) -> list[np.ndarray]:
     return counts
 
 
-def best_of(repeats: int, work) -> float:
-    "The fastest of `repeats` timings of `work()`."
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def row(dataset: str, name: str, goal: float | None, repeats: int) -> dict:
     "One benchmark row for `dataset`: best-of-`repeats` `drift.measure` and numpy times and their ratio."
     spec_ = spec(dataset)
     reference = drift.reference_statistics(dataset, load(dataset)[spec_.features])
     rows = generate(dataset, ROWS, seed=0, drift=0.3)[spec_.features]
     drift.measure(reference, rows.head(10))  # the reference's arrays are built once, as in a pipeline
-    value = best_of(repeats, lambda: drift.measure(reference, rows))
-    floor = best_of(repeats, lambda: histograms(reference, rows))
+    value = best_of(lambda: drift.measure(reference, rows), repeats)
+    floor = best_of(lambda: histograms(reference, rows), repeats)
     return {"name": name, "value_s": round(value, 3), "floor_s": round(floor, 3), "ratio": round(value / floor, 2),
             "goal": goal, "what": f"drift.measure of {ROWS:,} {dataset} rows (PSI, exact KS / chi-square, p-values) "
                                   f"vs numpy histograms of the same {len(spec_.features)} columns (best of {repeats})"}
@@ -66,8 +56,3 @@ def run(repeats: int = 3) -> list[dict]:
     "The benchmark rows: Iris (with a goal) and Titanic (reported)."
     return [row("iris", "drift_1m", GOAL, repeats), row("titanic", "drift_1m_titanic", None, repeats)]
 
-
-if __name__ == "__main__":
-    for found in run():
-        print(f"{found['name']}: measure {found['value_s']} s, numpy {found['floor_s']} s, "
-              f"ratio {found['ratio']} (goal <= {found['goal']})")

@@ -4,7 +4,7 @@
   same papermill executions (same parameters, same parallelism) of notebooks holding only each
   stage's parameters and imports: what the stages cost beyond kernel start and imports.
 - `backfill_365`: `sml-run backfill --days 365` against one `sml-run daily`, both datasets.
-- `batch_inference_1m`: `monitoring.predict_new_rows` over 1,000,000 new Iris rows (the whole stage:
+- `batch_inference_1m`: `predict_new_rows` over 1,000,000 new Iris rows (the whole stage:
   model loaded, lock, store read, predict (each distinct feature row once: the floor predicts every row), predictions written, monitoring counts folded, pictures
   drawn and uploaded, then the round watched: drift of the round and the 7- and 30-day windows, the
   expectations, the alerts, each written to its feature group) against reading a Parquet file of the same rows, `model.predict`, and writing a
@@ -12,7 +12,7 @@
 - `incremental_time` / `incremental_memory`: one `sml-run daily --datasets iris` round (daily +
   inference notebooks) with 1,000,000 rows of history and predictions, against the same round with
   1,000 rows; time and peak RSS (largest process of the round: runner or kernel) in a child process.
-- `dashboard_1m`: `monitoring.monitoring_data` (recent 5, confusion matrix, accuracy per day) over
+- `dashboard_1m`: `monitoring_data` (recent 5, confusion matrix, accuracy per day) over
   1,000,000 logged predictions, against one bare DuckDB GROUP BY over the same predictions table.
   `dashboard_1m_cold` reports the same call when the monitoring state is missing (a full rebuild).
 
@@ -36,6 +36,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+from helpers.stores import store_env, using_store
+from helpers.timing import best_of
+
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.inference.batch import predict_new_rows
+from serverless_ml.inference.state import monitoring_data, monitoring_from_state, rebuild_state
+from serverless_ml.training.registry import load_best_model
 
 HISTORY_DAYS = 100  # the 1,000 and 1,000,000 history rows span the same days, so the charts match
 LARGE, SMALL = 1_000_000, 1_000
@@ -50,9 +57,8 @@ def row(name: str, value: float, floor: float, what: str, goal: float | None = N
 
 
 def environment(home: Path) -> dict:
-    "The environment of a child process using the store and outputs under `home`."
-    return {**os.environ, "SML_HOME": str(home / "store"), "SML_OUTPUTS": str(home / "outputs"),
-            "SML_BACKEND": "local", "JUPYTER_PREFER_ENV_PATH": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    "The environment of a child process using the store and outputs under `home` (kernels from this venv)."
+    return {**store_env(home), "JUPYTER_PREFER_ENV_PATH": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 @contextmanager
@@ -63,21 +69,6 @@ def scratch(prefix: str = "sml-bench-"):
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextmanager
-def using_store(home: Path):
-    "SML_HOME and SML_OUTPUTS of this process pointed at `home` for the block."
-    saved = {key: os.environ.get(key) for key in ("SML_HOME", "SML_OUTPUTS", "SML_BACKEND")}
-    os.environ.update({key: value for key, value in environment(home).items() if key in saved})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # The child samples the peak RSS (VmHWM) of itself and of every descendant (the kernels) every 50 ms.
@@ -123,14 +114,14 @@ def measured(body: str, home: Path) -> dict:
     return json.loads(lines[-1][5:])
 
 
-def sml_run(home: Path, *args: str) -> dict:
-    "`sml-run *args` on the store under `home`, in a child process: seconds and peak RSS."
-    return measured(f"from serverless_ml import runner\ncode = runner.main({list(args)!r})", home)
+def measured_sml_run(home: Path, *args: str) -> dict:
+    "`sml-run *args` on the store under `home`, in a child process: seconds and peak RSS (`measured`)."
+    return measured(f"from serverless_ml.runs import cli\ncode = cli.main({list(args)!r})", home)
 
 
 def stub_notebooks(folder: Path) -> Path:
     "Copies of the stage notebooks holding only their imports and parameters cell: the floor's notebooks."
-    from serverless_ml.runner import STAGES, notebook_path
+    from serverless_ml.runs.runner import STAGES, notebook_path
     for stage, name in STAGES.items():
         notebook = nbformat.read(notebook_path(stage), as_version=4)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -144,7 +135,7 @@ FLOOR_RUN = """
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import papermill
-from serverless_ml.runner import KERNEL, IPCKernelManager, plan
+from serverless_ml.runs.runner import IPCKernelManager, KERNEL, plan
 
 def chain(dataset):
     for step in plan("run", dataset, 1):
@@ -160,7 +151,7 @@ code = 0
 
 def cell_seconds(home: Path) -> dict:
     "Papermill's cell times in the run records under `home`, summed over datasets: imports, and work per stage."
-    from serverless_ml.runner import STAGES
+    from serverless_ml.runs.runner import STAGES
     stage_of = {name: stage for stage, name in STAGES.items()}
     times = {"imports": 0.0} | dict.fromkeys(STAGES, 0.0)
     for notebook in (home / "outputs" / "runs").glob("*/*/*.ipynb"):
@@ -180,7 +171,7 @@ def pipeline_overhead(template: Path, repeats: int = 3) -> dict:
         for attempt in range(repeats):  # interleaved, so that load from elsewhere hits both alike
             floors.append(measured(floor_body, folder)["seconds"])
             home = template if attempt == repeats - 1 else folder / f"run-{attempt}"
-            values.append(sml_run(home, "run", "--days", "1")["seconds"])
+            values.append(measured_sml_run(home, "run", "--days", "1")["seconds"])
             shutil.rmtree(folder / f"run-{attempt}", ignore_errors=True)
     times = cell_seconds(template)
     work = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in times.items() if stage != "imports")
@@ -196,8 +187,8 @@ def backfill_365(template: Path) -> dict:
     with scratch() as folder:
         shutil.copytree(template, folder / "daily")
         shutil.copytree(template, folder / "backfill")
-        daily = sml_run(folder / "daily", "daily")["seconds"]
-        backfill = sml_run(folder / "backfill", "backfill", "--days", "365")["seconds"]
+        daily = measured_sml_run(folder / "daily", "daily")["seconds"]
+        backfill = measured_sml_run(folder / "backfill", "backfill", "--days", "365")["seconds"]
     return row("backfill_365", backfill, daily,
                "sml-run backfill --days 365 (365 rows a dataset in one vectorised pass per stage) "
                "vs one sml-run daily, both datasets")
@@ -205,19 +196,17 @@ def backfill_365(template: Path) -> dict:
 
 def add_history(n_rows: int, days: int = HISTORY_DAYS, seed: int = 7) -> None:
     "Add `n_rows` Iris rows spread over the last `days` days through the daily stage's function."
-    from serverless_ml import monitoring, pipelines
     from serverless_ml.params import check_days
-    from serverless_ml.store import login
-    rows = pipelines.daily_rows("iris", n_rows // days, check_days(days, None), seed=seed)
-    monitoring.add_daily_rows(login("local"), "iris", rows)
+    from serverless_ml.store.login import login
+    rows = daily_rows("iris", n_rows // days, check_days(days, None), seed=seed)
+    add_daily_rows(login("local"), "iris", rows)
 
 
 def inference_round() -> float:
-    "Seconds of the batch-inference stage, `monitoring.predict_new_rows`, monitoring included."
-    from serverless_ml import monitoring
-    from serverless_ml.store import login
+    "Seconds of the batch-inference stage, `predict_new_rows`, monitoring included."
+    from serverless_ml.store.login import login
     started = time.perf_counter()
-    predictions = monitoring.predict_new_rows(login("local"), "iris").predictions
+    predictions = predict_new_rows(login("local"), "iris").predictions
     elapsed = time.perf_counter() - started
     assert len(predictions) >= LARGE, f"predicted {len(predictions)} rows, expected {LARGE:,} new ones"
     return elapsed
@@ -227,8 +216,8 @@ def parquet_floor(model, folder: Path) -> float:
     "Seconds to read the new rows from a Parquet file, `model.predict` them, write the predictions to Parquet."
     import pandas as pd
 
-    from serverless_ml.datasets import HISTORICAL_TIME, spec
-    from serverless_ml.store import login
+    from serverless_ml.features.spec import HISTORICAL_TIME, spec
+    from serverless_ml.store.login import login
     group = login("local").get_feature_store().get_feature_group("iris", 1)
     group.read(start_time=HISTORICAL_TIME + pd.Timedelta(seconds=1)).to_parquet(folder / "rows.parquet")
     features = spec("iris").features
@@ -242,14 +231,13 @@ def parquet_floor(model, folder: Path) -> float:
 
 def batch_inference_1m(folder: Path, repeats: int = 2) -> dict:
     "Inference over 1,000,000 new rows through the store, against the Parquet floor; leaves them predicted."
-    from serverless_ml import pipelines
-    from serverless_ml.store import login
+    from serverless_ml.store.login import login
     store, pristine = folder / "store", folder.parent / f"{folder.name}-pristine"
     values, floors = [], []
     with using_store(folder):
         add_history(LARGE)
         shutil.copytree(store, pristine)
-        model, _ = pipelines.load_best_model(login("local").get_model_registry(), "iris")
+        model, _ = load_best_model(login("local").get_model_registry(), "iris")
         for attempt in range(repeats):  # floor and store interleaved, the store reset to the unpredicted rows
             if attempt:
                 shutil.rmtree(store)
@@ -258,18 +246,17 @@ def batch_inference_1m(folder: Path, repeats: int = 2) -> dict:
             values.append(inference_round())
     shutil.rmtree(pristine)
     return row("batch_inference_1m", min(values), min(floors),
-               f"{LARGE:,} new iris rows, monitoring.predict_new_rows: model loaded, store read after the watermark, "
+               f"{LARGE:,} new iris rows, predict_new_rows: model loaded, store read after the watermark, "
                f"predict (each distinct feature row once), upsert the predictions, fold the monitoring counts, draw and upload the pictures, drift + quality + "
                f"alerts of the round and its 7/30-day windows, vs read_parquet + model.predict + to_parquet (model loaded in both); best of {repeats}")
 
 
 def small_history(folder: Path) -> None:
     "1,000 rows of history over the same days, predicted, in the store under `folder`."
-    from serverless_ml import monitoring
-    from serverless_ml.store import login
+    from serverless_ml.store.login import login
     with using_store(folder):
         add_history(SMALL)
-        monitoring.predict_new_rows(login("local"), "iris")
+        predict_new_rows(login("local"), "iris")
 
 
 def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
@@ -278,7 +265,7 @@ def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
     order = (("small", small), ("large", large))
     for attempt in range(repeats):  # small-large, then large-small: a drift in load hits both alike
         for name, home in (order if attempt % 2 == 0 else order[::-1]):
-            runs[name].append(sml_run(home, "daily", "--datasets", "iris"))
+            runs[name].append(measured_sml_run(home, "daily", "--datasets", "iris"))
     seconds = {name: min(r["seconds"] for r in found) for name, found in runs.items()}
     peak = {name: statistics.median(r["peak_mib"] for r in found) for name, found in runs.items()}
     what = (f"one sml-run daily --datasets iris round (daily + inference notebooks) with {LARGE:,} rows of history "
@@ -288,29 +275,20 @@ def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
                    f"floor_s hold MiB), largest process of the round (the runner or a kernel), median of {repeats}")}]
 
 
-def best_of(action, repeats: int = 5) -> float:
-    "The fastest of `repeats` timed calls of `action`."
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def dashboard_1m(folder: Path) -> list[dict]:
     "`monitoring_data` over the 1,000,000 predictions against one bare DuckDB GROUP BY over their table."
     import duckdb
 
-    from serverless_ml import monitoring
-    from serverless_ml.local_store import store_file
-    from serverless_ml.store import login
+    from serverless_ml.store.local.file import store_file
+    from serverless_ml.store.login import login
     with using_store(folder):
         project = login("local")
-        view = monitoring.monitoring_data(project, "iris")
+        view = monitoring_data(project, "iris")
         assert view.n_predictions >= LARGE, f"the dashboard sees {view.n_predictions} predictions"
-        value = best_of(lambda: monitoring.monitoring_data(project, "iris"))
-        cold = best_of(lambda: monitoring.monitoring_from_state("iris", monitoring.rebuild_state(project, "iris", False)), 3)
+        value = best_of(lambda: monitoring_data(project, "iris"))
+        cold = best_of(lambda: monitoring_from_state("iris", rebuild_state(project, "iris", False)), 3)
 
         def group_by():
             with duckdb.connect(str(store_file()), read_only=True) as con:
@@ -318,7 +296,7 @@ def dashboard_1m(folder: Path) -> list[dict]:
                                      "GROUP BY outcome, prediction").fetchall()
             assert sum(n for *_, n in counts) == view.n_predictions
         floor = best_of(group_by)
-    what = f"monitoring.monitoring_data (recent 5, confusion matrix, accuracy per day) over {view.n_predictions:,} " \
+    what = f"monitoring_data (recent 5, confusion matrix, accuracy per day) over {view.n_predictions:,} " \
            "predictions, vs one bare DuckDB GROUP BY outcome, prediction over the predictions table; best of 5"
     return [row("dashboard_1m", value, floor, what),
             row("dashboard_1m_cold", cold, floor, "the same when the monitoring state is missing: rebuilt from "
@@ -347,7 +325,3 @@ def run() -> list[dict]:
         rows += dashboard_1m(large)
     return rows
 
-
-if __name__ == "__main__":
-    for result in run():
-        print(result)

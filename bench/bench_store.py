@@ -6,7 +6,6 @@ The goal is a ratio of at most 2 (store time / bare DuckDB time).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -15,6 +14,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from helpers.stores import using_store
+
+from serverless_ml.store.login import login
 
 ROWS = 1_000_000
 GOAL = 2.0
@@ -47,9 +49,8 @@ def bare_duckdb(df: pd.DataFrame, folder: Path) -> float:
 
 def through_store(df: pd.DataFrame) -> float:
     "Seconds for the store API to insert `df` into a new feature group and read it all back."
-    from serverless_ml import store
     start = time.perf_counter()
-    fs = store.login("local").get_feature_store()
+    fs = login("local").get_feature_store()
     fg = fs.get_or_create_feature_group("flowers", 1, primary_key=["flower_id"], event_time="event_time")
     fg.insert(df)
     back = fs.get_feature_group("flowers", 1).read()
@@ -61,27 +62,17 @@ def run(repeats: int = 3) -> list[dict]:
     "The benchmark row: best-of-`repeats` store time, bare DuckDB time and their ratio."
     df = make_rows()
     store_times, bare_times = [], []
-    saved = os.environ.get("SML_HOME")
     for _ in range(repeats):
         folder = Path(tempfile.mkdtemp(prefix="sml-bench-"))
         try:
-            os.environ["SML_HOME"] = str(folder / "store")
-            bare_times.append(bare_duckdb(df, folder))
-            store_times.append(through_store(df))
+            with using_store(folder):
+                bare_times.append(bare_duckdb(df, folder))
+                store_times.append(through_store(df))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-            if saved is None:
-                os.environ.pop("SML_HOME", None)
-            else:
-                os.environ["SML_HOME"] = saved
     value, floor = min(store_times), min(bare_times)
     return [{"name": "store_insert_read_1m", "value_s": round(value, 3), "floor_s": round(floor, 3),
              "ratio": round(value / floor, 2), "goal": GOAL,
              "what": f"insert {ROWS:,} rows into a new feature group and read them back, vs bare DuckDB "
                      "CREATE TABLE AS + SELECT * on a file (best of 3)"}]
 
-
-if __name__ == "__main__":
-    for row in run():
-        print(f"{row['name']}: store {row['value_s']} s, bare DuckDB {row['floor_s']} s, "
-              f"ratio {row['ratio']} (goal <= {row['goal']})")

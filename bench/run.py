@@ -20,6 +20,7 @@ from pathlib import Path
 from serverless_ml.config import outputs_dir
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # the benchmarks set up their stores with the tests' helpers
 FIELDS = ("name", "value_s", "floor_s", "ratio", "goal", "what")
 
 

@@ -9,26 +9,18 @@ import pytest
 from helpers import pages, scheduling, stores, voila
 
 
-def use_local_store(patch: pytest.MonkeyPatch, root: Path) -> Path:
-    "Point SML_HOME at `root/store`, SML_OUTPUTS at `root/outputs` and SML_BACKEND at local; returns SML_HOME."
-    patch.setenv("SML_HOME", str(root / "store"))
-    patch.setenv("SML_OUTPUTS", str(root / "outputs"))
-    patch.setenv("SML_BACKEND", "local")
-    return root / "store"
-
-
 @pytest.fixture(scope="session", autouse=True)
 def no_real_outputs(tmp_path_factory):
     "Every test starts on a session-wide temporary store: a test that forgets `sml_home` never writes the real outputs/."
-    with pytest.MonkeyPatch.context() as patch:
-        use_local_store(patch, tmp_path_factory.mktemp("session"))
+    with stores.using_store(tmp_path_factory.mktemp("session")):
         yield
 
 
 @pytest.fixture
-def sml_home(tmp_path, monkeypatch):
+def sml_home(tmp_path):
     "A fresh, empty local store folder, set as SML_HOME (and outputs) for the test."
-    return use_local_store(monkeypatch, tmp_path)
+    with stores.using_store(tmp_path) as env:
+        yield Path(env["SML_HOME"])
 
 
 @pytest.fixture(scope="session")

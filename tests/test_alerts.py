@@ -9,12 +9,14 @@ import sys
 import nbformat
 import pytest
 
-from serverless_ml import alerts, runner
+from serverless_ml.inference import alerts
+from serverless_ml.runs import runner
+from serverless_ml.runs.cli import ALERT_EXIT, main
 
 RAISE_ONE = """
 import pandas as pd
-from serverless_ml.alerts import alert_rows, write_alerts
-from serverless_ml.store import login
+from serverless_ml.inference.alerts import alert_rows, write_alerts
+from serverless_ml.store.login import login
 
 found = pd.DataFrame([{"kind": "drift", "feature": "petal_width", "time_window": "7d", "value": 0.9,
                        "threshold": 0.2, "message": "petal_width drifted: PSI 0.90 over the 7d window"}])
@@ -40,16 +42,16 @@ def stages(tmp_path, sml_home, monkeypatch):
 
 
 def test_a_run_whose_round_raised_an_alert_exits_3_and_prints_it(stages, capsys):
-    assert runner.main(["daily", "--datasets", "iris"]) == runner.ALERT_EXIT == 3
+    assert main(["daily", "--datasets", "iris"]) == ALERT_EXIT == 3
     out = capsys.readouterr().out
     assert "iris ALERT drift: petal_width drifted: PSI 0.90 over the 7d window" in out
     assert "--no-fail-on-alert" in out
-    assert runner.main(["daily", "--datasets", "iris", "--no-fail-on-alert"]) == 0  # a new run: its own alert
+    assert main(["daily", "--datasets", "iris", "--no-fail-on-alert"]) == 0  # a new run: its own alert
     assert "iris ALERT drift" in capsys.readouterr().out
 
 
 def test_the_exit_codes_and_the_drift_options_are_in_the_help():
-    shown = subprocess.run([sys.executable, "-m", "serverless_ml.runner", "daily", "--help"],
+    shown = subprocess.run([sys.executable, "-m", "serverless_ml.runs.cli", "daily", "--help"],
                            capture_output=True, text=True, check=True).stdout
     assert "3  every stage ran, but the run's inference rounds raised monitoring" in shown
     assert "--no-fail-on-alert" in shown and "--drift" in shown and "--rows" in shown
@@ -75,9 +77,9 @@ def test_threshold_variables_override_the_defaults(monkeypatch):
 def test_two_failed_expectations_on_one_column_are_two_stored_alerts(sml_home):
     import pandas as pd
 
-    from serverless_ml.store import login
-    from serverless_ml.synthetic import generate
-    from serverless_ml.validation import expectation_results
+    from serverless_ml.features.synthetic import generate
+    from serverless_ml.features.validation import expectation_results
+    from serverless_ml.store.login import login
     now = pd.Timestamp("2026-11-30T12:00", tz="UTC")
     rows = generate("iris", 3, seed=2, event_time=now).assign(sepal_length=[float("nan"), 42.0, 5.0])
     found = alerts.evaluate("iris", quality=expectation_results("iris", rows))  # not null, and in range: both fail

@@ -14,8 +14,33 @@ from helpers.server_settings import voila_settings
 from helpers.stores import daily_and_inference
 from nbclient import NotebookClient
 
-from serverless_ml import apps, datasets, models, monitoring, params, pipelines
-from serverless_ml.store import login
+from serverless_ml import params
+from serverless_ml.apps import dashboard_data, serving
+from serverless_ml.apps.dashboard import DashboardPage, DashboardTab
+from serverless_ml.apps.dashboard_data import DASHBOARD_PICTURES, read_dashboard
+from serverless_ml.apps.html import dataset_tabs, open_link
+from serverless_ml.apps.inputs import (
+    APP_INPUTS,
+    InputError,
+    check_inputs,
+    input_specs,
+    input_widget,
+    parse_input,
+)
+from serverless_ml.apps.links import url_parameters
+from serverless_ml.apps.predictor import PredictorTab, predict_one
+from serverless_ml.apps.serving import class_name, serve_models
+from serverless_ml.apps.voila import apps_folder, voila_command
+from serverless_ml.features import datasets
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.features.spec import DATASETS
+from serverless_ml.features.spec import spec as dataset_spec
+from serverless_ml.inference import batch
+from serverless_ml.inference.batch import predict_new_rows
+from serverless_ml.inference.images import draw_pictures
+from serverless_ml.store.login import login
+from serverless_ml.training import models
+from serverless_ml.training.registry import load_best_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -29,23 +54,23 @@ def trained(sml_home, trained_store_env):
 
 # ---- inputs -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_every_input_has_a_label_with_its_unit_and_a_default_it_accepts(dataset):
     history = datasets.load(dataset)
-    for spec in apps.input_specs(dataset):
-        name, unit = apps.APP_INPUTS[dataset][spec.name]
+    for spec in input_specs(dataset):
+        name, unit = APP_INPUTS[dataset][spec.name]
         assert spec.label.startswith(name) and (unit in spec.label), spec
-        assert apps.parse_input(spec, apps.input_widget(spec).value) == spec.default, spec
+        assert parse_input(spec, input_widget(spec).value) == spec.default, spec
         if not spec.choices:
-            assert (spec.low, spec.high) == datasets.spec(dataset).ranges[spec.name]
+            assert (spec.low, spec.high) == dataset_spec(dataset).ranges[spec.name]
             assert spec.default == pytest.approx(history[spec.name].median(), abs=0.5)
 
 
 def test_titanic_inputs_are_the_ones_a_person_knows():
-    labels = [spec.label for spec in apps.input_specs("titanic")]
+    labels = [spec.label for spec in input_specs("titanic")]
     assert labels == ["Passenger class", "Sex", "Title", "Age (years)", "Siblings/spouses aboard (people)",
                       "Parents/children aboard (people)", "Fare, whole ticket (£)", "Port of embarkation"]
-    port = apps.input_specs("titanic")[-1]
+    port = input_specs("titanic")[-1]
     assert [words for words, _ in port.choices] == ["Southampton", "Cherbourg", "Queenstown"]
 
 
@@ -57,18 +82,18 @@ def test_titanic_inputs_are_the_ones_a_person_knows():
     ("-1", "-1 is out of range"),
 ])
 def test_a_bad_age_is_refused_with_a_message_saying_what_to_enter(typed, message):
-    age = {spec.name: spec for spec in apps.input_specs("titanic")}["age"]
-    with pytest.raises(apps.InputError, match=re.escape(message)):
-        apps.parse_input(age, typed)
+    age = {spec.name: spec for spec in input_specs("titanic")}["age"]
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_input(age, typed)
 
 
 def test_app_values_within_bounds_are_accepted_by_the_feature_code():
     "Every value the app lets through builds a feature row: the app's bounds are the store's."
-    for dataset in datasets.DATASETS:
-        specs = apps.input_specs(dataset)
+    for dataset in DATASETS:
+        specs = input_specs(dataset)
         for pick in (0, -1):
             raw = {s.name: (s.choices[pick][1] if s.choices else str(s.low if pick == 0 else s.high)) for s in specs}
-            values, problems = apps.check_inputs(specs, raw)
+            values, problems = check_inputs(specs, raw)
             assert problems == {}
             assert len(datasets.app_row(dataset, **values)) == 1
 
@@ -76,14 +101,14 @@ def test_app_values_within_bounds_are_accepted_by_the_feature_code():
 # ---- predicting ---------------------------------------------------------------------------------
 
 def test_predict_shows_class_probabilities_picture_and_model_like_batch_inference(trained):
-    served = apps.serve_models(datasets.DATASETS)
-    for dataset in datasets.DATASETS:
-        tab = apps.PredictorTab(dataset, served[dataset])
+    served = serve_models(DATASETS)
+    for dataset in DATASETS:
+        tab = PredictorTab(dataset, served[dataset])
         tab.button.click()
-        spec = datasets.spec(dataset)
+        spec = dataset_spec(dataset)
         values, _ = tab.checked()
         row = datasets.app_row(dataset, **values)
-        expected = apps.class_name(dataset, models.predict(dataset, served[dataset].estimator, row)[0])
+        expected = class_name(dataset, models.predict(dataset, served[dataset].estimator, row)[0])
         assert f'<strong class="sml-class">{expected}</strong>' in tab.result.value
         assert all(name in tab.result.value for name in spec.class_names)
         assert f"{dataset}_model version 1 (test accuracy" in tab.result.value
@@ -92,9 +117,9 @@ def test_predict_shows_class_probabilities_picture_and_model_like_batch_inferenc
 
 
 def test_prediction_probabilities_sum_to_one_and_the_picture_is_a_png(trained):
-    served = apps.serve_models(("titanic",))["titanic"]
+    served = serve_models(("titanic",))["titanic"]
     values = {"pclass": 1, "sex": "female", "age": 30.0, "sibsp": 0, "parch": 0, "fare": 80.0, "embarked": "Cherbourg"}
-    prediction = apps.predict_one(served, values)
+    prediction = predict_one(served, values)
     assert prediction.class_name == "Survived"  # a first-class woman: most of them survived, and so says the model
     assert prediction.probabilities["Survived"] > 0.5
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
@@ -103,9 +128,9 @@ def test_prediction_probabilities_sum_to_one_and_the_picture_is_a_png(trained):
 
 def test_the_model_is_loaded_once_per_visitor_not_per_click(trained, monkeypatch):
     loads = []
-    real = pipelines.load_best_model
-    monkeypatch.setattr(pipelines, "load_best_model", lambda *args, **kw: loads.append(args[1]) or real(*args, **kw))
-    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+    real = load_best_model
+    monkeypatch.setattr(serving, "load_best_model", lambda *args, **kw: loads.append(args[1]) or real(*args, **kw))
+    tab = PredictorTab("iris", serve_models(("iris",))["iris"])
     for typed in ("5.0", "6.1", "7.2"):
         tab.inputs["petal_length"].value = typed
         tab.button.click()
@@ -114,7 +139,7 @@ def test_the_model_is_loaded_once_per_visitor_not_per_click(trained, monkeypatch
 
 
 def test_a_bad_input_shows_its_message_and_no_prediction(trained):
-    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+    tab = PredictorTab("iris", serve_models(("iris",))["iris"])
     tab.button.click()
     assert tab.result.value
     tab.inputs["sepal_width"].value = "wide"
@@ -125,7 +150,7 @@ def test_a_bad_input_shows_its_message_and_no_prediction(trained):
 
 
 def test_a_failing_prediction_shows_a_sentence_and_logs_the_details(trained, capfd, monkeypatch):
-    tab = apps.PredictorTab("iris", apps.serve_models(("iris",))["iris"])
+    tab = PredictorTab("iris", serve_models(("iris",))["iris"])
 
     def broken(*args, **kwargs):
         raise ValueError("feature mismatch in column petal_width")
@@ -138,29 +163,31 @@ def test_a_failing_prediction_shows_a_sentence_and_logs_the_details(trained, cap
 
 
 def test_without_a_model_the_predictor_says_to_run_make_run(sml_home):
-    served = apps.serve_models(datasets.DATASETS)
-    tab = apps.PredictorTab("titanic", served["titanic"])
+    served = serve_models(DATASETS)
+    tab = PredictorTab("titanic", served["titanic"])
     assert tab.button.disabled and "make run" in tab.status.value
 
 
 # ---- dashboard ----------------------------------------------------------------------------------
 
 def test_dashboard_without_a_model_says_to_run_make_run(sml_home):
-    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    tab = DashboardPage([DashboardTab("iris")]).shown
     assert "make run" in tab.notice.value and tab.recent.value == ""
 
 
 def test_dashboard_without_predictions_says_how_to_make_some(trained):
-    tab = apps.DashboardPage([apps.DashboardTab("titanic")]).shown
+    tab = DashboardPage([DashboardTab("titanic")]).shown
     assert "No predictions yet" in tab.notice.value and "make daily" in tab.notice.value
 
 
 def test_a_dashboard_link_reads_its_own_dataset_first_and_no_other(tmp_path, monkeypatch):
-    notebook = nbformat.read(apps.apps_folder() / "dashboard.ipynb", as_version=4)
-    imports = next(n for n, cell in enumerate(notebook.cells) if "from serverless_ml import apps" in cell.source)
+    notebook = nbformat.read(apps_folder() / "dashboard.ipynb", as_version=4)
+    imports = next(n for n, cell in enumerate(notebook.cells) if "from serverless_ml.apps" in cell.source)
     notebook.cells.insert(imports + 1, nbformat.v4.new_code_cell(  # count the store reads instead of making them
+        "from serverless_ml.apps import dashboard as dashboard_module\n"
+        "from serverless_ml.apps.dashboard_data import DashboardData\n"
         "reads = []\n"
-        "apps.read_dashboard = lambda dataset, project=None: reads.append(dataset) or apps.DashboardData(dataset)"))
+        "dashboard_module.read_dashboard = lambda dataset, project=None: reads.append(dataset) or DashboardData(dataset)"))
     notebook.cells.append(nbformat.v4.new_code_cell("print(reads, dashboard.tabs_widget.selected_index)"))
     monkeypatch.setenv("QUERY_STRING", "dataset=titanic")  # the visit's link, as Voila hands it to the kernel
     NotebookClient(notebook, kernel_name="python3", timeout=300,
@@ -171,7 +198,7 @@ def test_a_dashboard_link_reads_its_own_dataset_first_and_no_other(tmp_path, mon
 def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(trained):
     first = daily_and_inference(trained, "iris", n_days=4, seed=1)
     second = daily_and_inference(trained, "iris", n_days=1, seed=2)
-    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    tab = DashboardPage([DashboardTab("iris")]).shown
     assert tab.notice.value == ""
     assert "<b>5</b> predictions" in tab.counts.value and "iris_model version 1" in tab.counts.value
     shown_ids = [int(i) for i in re.findall(r"<tr><td>[^<]*</td><td>(\d+)</td>", tab.recent.value)]
@@ -184,32 +211,32 @@ def test_dashboard_shows_counts_recent_newest_first_confusion_and_accuracy(train
 
 
 def test_dashboard_shows_the_uploaded_pictures_only_while_they_show_the_current_state(trained, monkeypatch):
-    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 1, params.check_days(3, None), 5))
-    uploaded = monitoring.predict_new_rows(trained, "iris").pictures  # drawn and uploaded by the round
+    add_daily_rows(trained, "iris", daily_rows("iris", 1, params.check_days(3, None), 5))
+    uploaded = predict_new_rows(trained, "iris").pictures  # drawn and uploaded by the round
     drawn = []
-    real = monitoring.draw_pictures
-    monkeypatch.setattr(monitoring, "draw_pictures", lambda view, names=None: drawn.append(view) or real(view, names))
-    data = apps.read_dashboard("iris", trained)
+    real = draw_pictures
+    monkeypatch.setattr(dashboard_data, "draw_pictures", lambda view, names=None: drawn.append(view) or real(view, names))
+    data = read_dashboard("iris", trained)
     assert drawn == []  # nothing drawn: the uploaded files were shown
-    assert data.pictures == {name: uploaded[name] for name in apps.DASHBOARD_PICTURES}
+    assert data.pictures == {name: uploaded[name] for name in DASHBOARD_PICTURES}
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed after logging, before the upload")
 
-    monkeypatch.setattr(monitoring, "upload_images", killed)
-    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 6))
+    monkeypatch.setattr(batch, "upload_images", killed)
+    add_daily_rows(trained, "iris", daily_rows("iris", 1, params.check_days(1, None), 6))
     with pytest.raises(KeyboardInterrupt):
-        monitoring.predict_new_rows(trained, "iris")  # logged; the uploaded pictures are one round old
+        predict_new_rows(trained, "iris")  # logged; the uploaded pictures are one round old
     drawn.clear()
-    data = apps.read_dashboard("iris", trained)
+    data = read_dashboard("iris", trained)
     assert len(drawn) == 1 and drawn[0].n_predictions == 4  # stale files are never shown: drawn anew
-    assert sorted(data.pictures) == sorted(apps.DASHBOARD_PICTURES)
+    assert sorted(data.pictures) == sorted(DASHBOARD_PICTURES)
 
 
 def test_refresh_shows_predictions_made_after_the_page_opened(trained):
     daily_and_inference(trained, "titanic", n_days=2, seed=3)
-    tab = apps.DashboardTab("titanic")
-    page = apps.DashboardPage([tab])
+    tab = DashboardTab("titanic")
+    page = DashboardPage([tab])
     assert "<b>2</b> predictions" in tab.counts.value
     later = daily_and_inference(trained, "titanic", n_days=1, seed=4)
     assert "<b>2</b> predictions" in tab.counts.value
@@ -232,7 +259,7 @@ def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
     settings = voila_settings()
     timeout_func, limit = settings["c"].VoilaExecutor.timeout_func, settings["CELL_TIMEOUT"]
     for app in ("predict", "dashboard", "models"):
-        cells = [c for c in nbformat.read(apps.apps_folder() / f"{app}.ipynb", as_version=4).cells
+        cells = [c for c in nbformat.read(apps_folder() / f"{app}.ipynb", as_version=4).cells
                  if c.cell_type == "code"]
         limits = [timeout_func(cell) for cell in cells]
         assert limits.count(None) == 1 and "wait_for_request()" in cells[limits.index(None)].source
@@ -240,9 +267,9 @@ def test_every_cell_has_a_time_limit_but_the_one_waiting_for_a_visitor():
 
 
 def test_only_the_apps_are_in_the_served_folder():
-    served = sorted(p.name for p in apps.apps_folder().iterdir() if not p.name.startswith("."))
+    served = sorted(p.name for p in apps_folder().iterdir() if not p.name.startswith("."))
     assert served == ["dashboard.ipynb", "models.ipynb", "predict.ipynb"]
-    assert apps.voila_command(8866)[2] == str(apps.apps_folder())
+    assert voila_command(8866)[2] == str(apps_folder())
 
 
 def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypatch):
@@ -269,37 +296,37 @@ def test_a_server_that_loses_its_port_starts_again_on_another(tmp_path, monkeypa
 # ---- links and explanations ----------------------------------------------------------------------
 
 def test_a_shared_link_fills_the_inputs_predicts_and_explains(trained):
-    served = apps.serve_models(datasets.DATASETS)
-    predictors = {dataset: apps.PredictorTab(dataset, served[dataset]) for dataset in datasets.DATASETS}
-    tabs = apps.dataset_tabs({dataset: tab.widget for dataset, tab in predictors.items()})
+    served = serve_models(DATASETS)
+    predictors = {dataset: PredictorTab(dataset, served[dataset]) for dataset in DATASETS}
+    tabs = dataset_tabs({dataset: tab.widget for dataset, tab in predictors.items()})
     link = "?dataset=titanic&pclass=1&sex=female&age=29&sibsp=0&parch=0&fare=211.34&embarked=C&title=Miss"
-    assert apps.open_link(tabs, predictors, apps.url_parameters(link)) == ""
+    assert open_link(tabs, predictors, url_parameters(link)) == ""
     titanic = predictors["titanic"]
     assert tabs.selected_index == 1 and titanic.inputs["title"].value == "Miss"
     assert '<strong class="sml-class">Survived</strong>' in titanic.result.value
     assert "Why this prediction" in titanic.why.value and 'alt="Bar chart: how each detail pushed' in titanic.why.value
     shown = html.unescape(re.search(r'value="([^"]*)"', titanic.link.value).group(1))
-    assert apps.url_parameters(shown) == apps.url_parameters(link)  # the copy field gives the same link back
+    assert url_parameters(shown) == url_parameters(link)  # the copy field gives the same link back
 
 
 def test_the_title_a_visitor_picks_changes_the_prediction(trained):
-    served = apps.serve_models(("titanic",))["titanic"]
+    served = serve_models(("titanic",))["titanic"]
     boy = {"pclass": 2, "sex": "male", "age": 10.0, "sibsp": 1, "parch": 2, "fare": 30.0, "embarked": "Southampton"}
-    guessed = apps.predict_one(served, boy | {"title": None}).probabilities["Survived"]
-    called_mister = apps.predict_one(served, boy | {"title": "Mr"}).probabilities["Survived"]
+    guessed = predict_one(served, boy | {"title": None}).probabilities["Survived"]
+    called_mister = predict_one(served, boy | {"title": "Mr"}).probabilities["Survived"]
     assert called_mister < guessed - 0.05
 
 
 def test_the_dashboard_drift_section_shows_the_heatmap_alerts_and_why_after_a_drifted_round(trained):
     daily_and_inference(trained, "iris", n_days=3, seed=4)
-    calm = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    calm = DashboardPage([DashboardTab("iris")]).shown
     assert "No alert in the last 7 days." in calm.drift.value  # plain daily rounds stay quiet
     times = params.check_days(1, None)
-    monitoring.add_daily_rows(trained, "iris", pipelines.daily_rows("iris", 400, times, 9, drift=1.0))
-    done = monitoring.predict_new_rows(trained, "iris")
+    add_daily_rows(trained, "iris", daily_rows("iris", 400, times, 9, drift=1.0))
+    done = predict_new_rows(trained, "iris")
     drifted = set(done.alerts[done.alerts.kind == "drift"].feature)
     assert {"petal_length", "petal_width"} <= drifted, done.alerts  # Versicolor's petals grew
-    tab = apps.DashboardPage([apps.DashboardTab("iris")]).shown
+    tab = DashboardPage([DashboardTab("iris")]).shown
     assert 'alt="Iris heatmap of each feature&#x27;s drift (PSI) by inference round"' in tab.drift.value
     assert "petal_length drifted: PSI" in tab.drift.value and "Alerts of the last 7 days" in tab.drift.value
     assert "Every expectation passed in every round." in tab.drift.value

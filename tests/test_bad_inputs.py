@@ -11,12 +11,17 @@ import hashlib
 import itertools
 
 import pytest
-from conftest import use_local_store
+from helpers.stores import using_store
 from papermill.exceptions import PapermillExecutionError
 
-from serverless_ml import config, datasets, pipelines, runner
+from serverless_ml import config
+from serverless_ml.features import datasets
+from serverless_ml.features.group import feature_group, upsert
+from serverless_ml.features.spec import DATASETS
 from serverless_ml.params import check_params
-from serverless_ml.store import login
+from serverless_ml.runs import runner
+from serverless_ml.store.login import login
+from serverless_ml.training.split import feature_view
 
 _runs = itertools.count()
 KAGGLE_HEADER = "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
@@ -56,12 +61,11 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-inputs")
     for name, data in SOURCES.items():
         (root / name).write_bytes(data)
-    with pytest.MonkeyPatch.context() as env:
-        use_local_store(env, root)
+    with using_store(root):
         fs = login("local").get_feature_store()
-        for dataset in datasets.DATASETS:
-            pipelines.upsert(pipelines.feature_group(fs, dataset), datasets.load(dataset))
-            pipelines.feature_view(fs, dataset)
+        for dataset in DATASETS:
+            upsert(feature_group(fs, dataset), datasets.load(dataset))
+            feature_view(fs, dataset)
         yield root
 
 

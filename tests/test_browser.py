@@ -17,7 +17,11 @@ from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback
 from helpers.stores import daily_and_inference, in_store
 from playwright.sync_api import expect
 
-from serverless_ml import apps, monitoring, params, pipelines
+from serverless_ml import params
+from serverless_ml.apps.voila import APPS_URL_PATH
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.inference.batch import predict_new_rows
+from serverless_ml.names import predictions_name
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +30,7 @@ def open_app(browser, apps_server: str, app: str):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(CLICK_TIMEOUT_MS)
     page = context.new_page()
-    page.goto(apps_server + apps.APPS_URL_PATH.format(app=app), wait_until="commit")
+    page.goto(apps_server + APPS_URL_PATH.format(app=app), wait_until="commit")
     page.get_by_role("tab", name="Titanic").wait_for(timeout=RENDER_TIMEOUT_MS)
     return context, page
 
@@ -50,7 +54,7 @@ def dashboard(browser, apps_server):
 def logged_predictions(env: dict, dataset: str) -> pd.DataFrame:
     "Every prediction logged so far in the store of `env`."
     return in_store(env, lambda project: project.get_feature_store().get_feature_group(
-        pipelines.predictions_name(dataset), version=1).read())
+        predictions_name(dataset), version=1).read())
 
 
 def test_iris_prediction_from_typed_measurements(predictor, shot):
@@ -174,8 +178,8 @@ def test_pipeline_notebooks_and_sources_are_unreachable(apps_server):
 def drifted_round(project, dataset: str, rows: int, seed: int):
     "A daily batch of `rows` rows drifted as `make daily DRIFT=1` draws them, then the inference round."
     times = params.check_days(1, None)
-    monitoring.add_daily_rows(project, dataset, pipelines.daily_rows(dataset, rows, times, seed, drift=1.0))
-    return monitoring.predict_new_rows(project, dataset)
+    add_daily_rows(project, dataset, daily_rows(dataset, rows, times, seed, drift=1.0))
+    return predict_new_rows(project, dataset)
 
 
 def test_the_drift_section_shows_the_heatmap_and_the_alert_after_drifted_rounds(dashboard, apps_store, shot):

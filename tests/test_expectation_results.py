@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serverless_ml import datasets, validation
+from serverless_ml.features import datasets, spec, validation
+from serverless_ml.store.expectations import ValidationError, enforce, expectation_suite, validate
 
 
 @pytest.fixture
@@ -57,18 +58,18 @@ def test_a_column_of_the_wrong_type_fails_its_dtype_expectation():
 
 
 def test_a_suite_is_strict_unless_told_and_a_bad_policy_or_schema_is_named():
-    schema = datasets.schema("iris")
-    assert validation.expectation_suite(schema).validation_ingestion_policy == "STRICT"
-    assert validation.expectation_suite(schema, policy=" always ").validation_ingestion_policy == "ALWAYS"
+    schema = spec.schema("iris")
+    assert expectation_suite(schema).validation_ingestion_policy == "STRICT"
+    assert expectation_suite(schema, policy=" always ").validation_ingestion_policy == "ALWAYS"
     with pytest.raises(ValueError, match=r"^Unknown validation policy 'LAX': use one of STRICT, ALWAYS\.$"):
-        validation.expectation_suite(schema, policy="LAX")
+        expectation_suite(schema, policy="LAX")
     with pytest.raises(TypeError, match=r"^expectation_suite needs a pandera DataFrameSchema, got dict\.$"):
-        validation.expectation_suite({"petal_length": float})
+        expectation_suite({"petal_length": float})
 
 
 def test_a_strict_suite_rejects_the_rows_and_says_how_to_insert_anyway(rows):
-    with pytest.raises(validation.ValidationError) as refused:
-        validation.enforce(rows, validation.expectation_suite(datasets.schema("iris")), what="the iris rows")
+    with pytest.raises(ValidationError) as refused:
+        enforce(rows, expectation_suite(spec.schema("iris")), what="the iris rows")
     assert refused.value.report.ingestion_result == "REJECTED"
     message = str(refused.value)
     assert message.startswith("The STRICT expectations refused the iris rows; nothing was written. 4 of 4 rows "
@@ -78,7 +79,7 @@ def test_a_strict_suite_rejects_the_rows_and_says_how_to_insert_anyway(rows):
 
 
 def test_a_passing_report_has_no_failing_rows_or_columns():
-    report = validation.validate(datasets.load("iris").head(4), validation.expectation_suite(datasets.schema("iris")))
+    report = validate(datasets.load("iris").head(4), expectation_suite(spec.schema("iris")))
     assert (report.success, report.failing_rows, report.failing_columns) == (True, [], [])
     assert list(report.failure_cases.columns) == ["column", "check", "failure_case", "index"]
     assert report.summary() == "All 4 rows passed."

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from serverless_ml import datasets, explain, models, pictures
+from serverless_ml import pictures
+from serverless_ml.features import datasets
+from serverless_ml.training import explain, models
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,16 @@ hosted service). Creates feature groups, a view and a model named `sml_live_<sta
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pandera.pandas as pa
 import pytest
+from helpers.runs import sml_run
 
-from serverless_ml import store
+from serverless_ml.store.expectations import ValidationError, expectation_suite
+from serverless_ml.store.groups import WRITE_PATH
+from serverless_ml.store.login import login
 
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(not os.environ.get("HOPSWORKS_API_KEY"), reason="HOPSWORKS_API_KEY is not set")]
@@ -32,7 +33,7 @@ def flowers(n: int = 30, start: int = 1) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def project():
-    return store.login("hopsworks")
+    return login("hopsworks")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def group(project):
     fs = project.get_feature_store()
     fg = fs.get_or_create_feature_group(NAME, version=1, description="serverless-ml live test",
                                         primary_key=["flower_id"], event_time="event_time",
-                                        expectation_suite=store.expectation_suite(rules, "STRICT"), **store.WRITE_PATH)
+                                        expectation_suite=expectation_suite(rules, "STRICT"), **WRITE_PATH)
     fg.insert(flowers(), write_options={"wait_for_job": True})
     yield fg
     fs.get_feature_group(NAME, 1).delete()
@@ -62,7 +63,7 @@ def test_insert_upserts_and_reads_back(project, group):
 
 def test_strict_expectations_refuse_before_the_sdk(group):
     bad = flowers(2).assign(petal_length=[1.0, 42.0])
-    with pytest.raises(store.ValidationError, match="index 1"):
+    with pytest.raises(ValidationError, match="index 1"):
         group.insert(bad)
 
 
@@ -96,11 +97,6 @@ def test_dataset_api_round_trip(project, tmp_path):
     assert open(api.download(remote, str(tmp_path / "back.png")), "rb").read() == b"png"
     api.remove(remote)
 
-
-def sml_run(*args: str, env: dict, timeout: int = 3600) -> subprocess.CompletedProcess:
-    "`sml-run ARGS` in a subprocess, never waiting on a prompt."
-    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *args], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_check_then_the_four_iris_stages_in_a_namespace_then_clean(tmp_path):

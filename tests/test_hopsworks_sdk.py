@@ -25,8 +25,30 @@ from hsfs.core import kafka_engine
 from hsfs.engine import python as python_engine
 from hsml import model_registry
 
-from serverless_ml import alerts, drift, hopsworks_store, models, monitoring, pipelines, runs, store
-from serverless_ml.datasets import load
+from serverless_ml.features import group as features_group
+from serverless_ml.features.datasets import load
+from serverless_ml.features.group import upsert
+from serverless_ml.features.spec import spec as dataset_spec
+from serverless_ml.inference import alerts, drift
+from serverless_ml.inference.quality import QUALITY_COLUMNS, QUALITY_GROUP
+from serverless_ml.inference.state import predictions_group
+from serverless_ml.inference.watch import WINDOW_FILE, watch_round
+from serverless_ml.names import images_folder
+from serverless_ml.runs.snapshots import PREDICTION_ID, _added_keys, key_hashes
+from serverless_ml.store.expectations import ValidationError
+from serverless_ml.store.groups import SchemaMismatchError, read_since
+from serverless_ml.store.hopsworks import (
+    SAAS_HOST,
+    HopsworksProject,
+    IncompatibleServerError,
+    ValidatingFeatureStore,
+    login_hopsworks,
+)
+from serverless_ml.store.model_files import MANIFEST_FILE, MODEL_FILE
+from serverless_ml.store.resources import put_file
+from serverless_ml.training import models
+from serverless_ml.training.registry import TRAINING_RECORD, model_schema, register_model
+from serverless_ml.training.split import training_data
 
 PROJECT_ID = 119
 
@@ -121,7 +143,7 @@ def cluster(monkeypatch, tmp_path):
     sdk_store = feature_store.FeatureStore(
         featurestore_id=99, featurestore_name="demo_featurestore", project_name="demo", project_id=PROJECT_ID,
         created="2026-11-01", offline_featurestore_name="demo", online_enabled=False)
-    fake.fs = hopsworks_store.ValidatingFeatureStore(sdk_store)
+    fake.fs = ValidatingFeatureStore(sdk_store)
     yield fake
     for patch in reversed(patches):
         patch.stop()
@@ -133,10 +155,10 @@ def test_the_sdk_left_alone_would_write_delta_files_from_the_client(cluster):
 
 
 def test_feature_stage_creates_a_hudi_stream_group_and_waits_for_its_materialization_job(cluster):
-    group = pipelines.feature_group(cluster.fs, "iris")
+    group = features_group.feature_group(cluster.fs, "iris")
     assert (group.time_travel_format, group.stream) == ("HUDI", True)
     assert (group.primary_key, group.event_time, group.online_enabled) == (["flower_id"], "event_time", False)
-    written = pipelines.upsert(group, load("iris"))
+    written = upsert(group, load("iris"))
     assert written == 150 and len(cluster.kafka) == 1 and len(cluster.kafka[0]) == 150
     (run,) = cluster.job.run.call_args_list
     assert run.kwargs["await_termination"] is True  # wait=True: the next stage reads every row
@@ -146,8 +168,8 @@ def test_feature_stage_creates_a_hudi_stream_group_and_waits_for_its_materializa
 
 def test_a_strict_expectation_failure_sends_nothing_to_the_cluster(cluster):
     bad = load("iris").assign(petal_length=-1.0)
-    with pytest.raises(store.ValidationError):
-        pipelines.upsert(pipelines.feature_group(cluster.fs, "iris"), bad)
+    with pytest.raises(ValidationError):
+        upsert(features_group.feature_group(cluster.fs, "iris"), bad)
     assert cluster.kafka == [] and cluster.groups == {} and not cluster.job.run.called
 
 
@@ -158,8 +180,8 @@ def test_the_course_iris_predictions_group_stops_inference_before_any_write(clus
                   [("sepal_length", "double"), ("sepal_width", "double"), ("petal_length", "double"),
                    ("petal_width", "double"), ("variety", "string")]], id=7)
     cluster.groups[("iris_predictions", 1)] = course
-    with pytest.raises(store.SchemaMismatchError) as error:
-        monitoring.predictions_group(cluster.fs, "iris")
+    with pytest.raises(SchemaMismatchError) as error:
+        predictions_group(cluster.fs, "iris")
     message = str(error.value)
     for part in ("'iris_predictions' v1", "missing columns ['event_time', 'id', 'model_version', 'outcome'",
                  "event time None instead of 'event_time'", "SML_NAMESPACE", "sml-run clean"):
@@ -172,14 +194,14 @@ def test_a_namespace_keeps_clear_of_the_course_objects(cluster, monkeypatch):
         name="iris_predictions", version=1, featurestore_id=99, primary_key=[], foreign_key=[], partition_key=[],
         features=[feature.Feature("variety", "string")], id=7)
     monkeypatch.setenv("SML_NAMESPACE", "alice")
-    group = monitoring.predictions_group(cluster.fs, "iris")
+    group = predictions_group(cluster.fs, "iris")
     assert (group.name, group.time_travel_format, group.stream) == ("alice_iris_predictions", "HUDI", True)
-    assert pipelines.images_folder("iris") == "Resources/alice/images/iris"
+    assert images_folder("iris") == "Resources/alice/images/iris"
 
 
 def test_time_windows_reach_the_cluster_as_a_query_filter_on_event_time(cluster):
-    group = pipelines.feature_group(cluster.fs, "iris")
-    pipelines.upsert(group, load("iris"))
+    group = features_group.feature_group(cluster.fs, "iris")
+    upsert(group, load("iris"))
     sent = {}
 
     def construct_query(api, query):
@@ -188,7 +210,7 @@ def test_time_windows_reach_the_cluster_as_a_query_filter_on_event_time(cluster)
 
     with mock.patch("hsfs.core.query_constructor_api.QueryConstructorApi._construct_query", construct_query), \
             mock.patch.object(python_engine.Engine, "_sql", return_value=pd.DataFrame({"flower_id": [1]})):
-        rows = store.read_since(cluster.groups[("iris", 1)], pd.Timestamp("2026-11-02 08:30:15.5", tz="UTC"))
+        rows = read_since(cluster.groups[("iris", 1)], pd.Timestamp("2026-11-02 08:30:15.5", tz="UTC"))
     assert list(rows.flower_id) == [1]
     condition = sent["filter"]["leftFilter"]
     assert (condition["feature"]["name"], condition["condition"], condition["value"]) == \
@@ -200,7 +222,7 @@ def test_a_stage_end_asks_the_cluster_only_for_the_predictions_written_since_it_
     logged = pd.DataFrame({"id": [7], "event_time": [made], "prediction": ["Setosa"], "outcome": ["Setosa"],
                            "model_version": [1], "prediction_time": [made]}).astype({"event_time": "datetime64[us, UTC]",
                                                                                      "prediction_time": "datetime64[us, UTC]"})
-    pipelines.upsert(monitoring.predictions_group(cluster.fs, "iris"), logged)
+    upsert(predictions_group(cluster.fs, "iris"), logged)
     sent = {}
 
     def construct_query(api, query):
@@ -208,10 +230,10 @@ def test_a_stage_end_asks_the_cluster_only_for_the_predictions_written_since_it_
         return mock.MagicMock()
 
     with mock.patch("hsfs.core.query_constructor_api.QueryConstructorApi._construct_query", construct_query), \
-            mock.patch.object(python_engine.Engine, "_sql", return_value=logged[runs.PREDICTION_ID]):
-        added = runs._added_keys(runs.key_hashes(None), cluster.groups[("iris_predictions", 1)], made)
+            mock.patch.object(python_engine.Engine, "_sql", return_value=logged[PREDICTION_ID]):
+        added = _added_keys(key_hashes(None), cluster.groups[("iris_predictions", 1)], made)
     assert added.id.tolist() == [7]
-    assert [feature["name"] for feature in sent["leftFeatures"]] == runs.PREDICTION_ID  # two columns, not the rows
+    assert [feature["name"] for feature in sent["leftFeatures"]] == PREDICTION_ID  # two columns, not the rows
     condition = sent["filter"]["leftFilter"]
     assert (condition["feature"]["name"], condition["condition"], condition["value"]) == \
         ("prediction_time", "GREATER_THAN_OR_EQUAL", "2026-11-30 06:00:00")  # whole seconds: never later than asked
@@ -223,7 +245,7 @@ def test_the_training_split_is_seeded_on_hopsworks_where_train_test_split_is_not
     rows = load("titanic")
     view = feature_view.FeatureView(name="titanic", query=mock.MagicMock(), featurestore_id=99, version=1,
                                     labels=["survived"])
-    spec = pipelines.spec("titanic")
+    spec = dataset_spec("titanic")
     calls = []
 
     def engine_training_data(engine, fv, read_options, **kwargs):
@@ -233,8 +255,8 @@ def test_the_training_split_is_seeded_on_hopsworks_where_train_test_split_is_not
                     rows[["survived"]].sample(frac=1, random_state=len(calls))]
 
     with mock.patch("hsfs.core.feature_view_engine.FeatureViewEngine._get_training_data", engine_training_data):
-        first = pipelines.training_data(view, "titanic", 0.2, seed=42)
-        again = pipelines.training_data(view, "titanic", 0.2, seed=42)
+        first = training_data(view, "titanic", 0.2, seed=42)
+        again = training_data(view, "titanic", 0.2, seed=42)
     assert calls[0]["primary_keys"] is True  # the ids come back, so the split can hash them
     assert view.get_last_accessed_training_dataset() == 2
     for part_one, part_two in zip(first, again, strict=True):
@@ -244,7 +266,7 @@ def test_the_training_split_is_seeded_on_hopsworks_where_train_test_split_is_not
 def test_a_registered_model_carries_schema_example_lineage_and_a_skops_file(cluster):
     registry = model_registry.ModelRegistry("demo", PROJECT_ID, 13)
     rows = load("iris")
-    X, y = rows[pipelines.spec("iris").features], rows["variety"]
+    X, y = rows[dataset_spec("iris").features], rows["variety"]
     model = models.train("iris", X, y)
     view = mock.MagicMock(version=1)
     view.name = "iris"
@@ -256,15 +278,15 @@ def test_a_registered_model_carries_schema_example_lineage_and_a_skops_file(clus
         return model_instance
 
     with mock.patch("hsml.engine.model_engine.ModelEngine._save", engine_save):
-        pipelines.register_model(registry, "iris", model, {"accuracy": 0.9}, pd.DataFrame(), X, y, view, b"png")
+        register_model(registry, "iris", model, {"accuracy": 0.9}, pd.DataFrame(), X, y, view, b"png")
     body = json.loads(saved["model"].json())  # what the SDK sends to the registry
     assert (body["name"], body["metrics"], body["trainingDatasetVersion"], body["framework"]) == \
         ("iris_model", {"accuracy": 0.9}, 3, "PYTHON")
     assert [c["name"] for c in body["modelSchema"]["input_schema"]["columnar_schema"]] == list(X.columns)
     assert [c["name"] for c in body["modelSchema"]["output_schema"]["columnar_schema"]] == ["variety"]
     assert body["inputExample"] and body["description"].startswith("iris: ")
-    assert saved["files"] == sorted([models.MODEL_FILE, models.MANIFEST_FILE, "confusion_matrix.png",
-                                     drift.REFERENCE_FILE, pipelines.TRAINING_RECORD])
+    assert saved["files"] == sorted([MODEL_FILE, MANIFEST_FILE, "confusion_matrix.png",
+                                     drift.REFERENCE_FILE, TRAINING_RECORD])
     assert not any(name.endswith((".pkl", ".joblib")) for name in saved["files"])
 
 
@@ -273,12 +295,12 @@ def test_the_model_schema_is_the_json_hsml_writes_without_its_deprecation_warnin
     from hsml.schema import Schema
 
     rows = load("titanic")  # text, float and integer columns
-    X, y = rows[pipelines.spec("titanic").features], rows["survived"]
+    X, y = rows[dataset_spec("titanic").features], rows["survived"]
     with pytest.warns(HopsworksDeprecationWarning):
         theirs = ModelSchema(Schema(X), Schema(y)).json()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # ours warns nothing and imports no hsfs
-        ours = pipelines.model_schema(X, y).json()
+        ours = model_schema(X, y).json()
     assert ours == theirs
 
 
@@ -286,13 +308,13 @@ def test_a_missing_resources_subfolder_is_made_level_by_level_and_a_file_is_repl
     api = DatasetApi()
     local = Path(tempfile.mkdtemp()) / "state.json"
     local.write_text('{"n": 1}')
-    store.put_file(api, local, "Resources/monitoring/iris")
+    put_file(api, local, "Resources/monitoring/iris")
     creates = [path for method, action, path in [c for c in cluster.calls if c[0] != "upload"] if action == "create"]
     assert creates == ["Resources/monitoring", "Resources/monitoring/iris"]
     assert cluster.paths["Resources/monitoring/iris/state.json"] == b'{"n": 1}'
     cluster.calls.clear()
     local.write_text('{"n": 2}')
-    store.put_file(api, local, "Resources/monitoring/iris")
+    put_file(api, local, "Resources/monitoring/iris")
     kinds = [c[0] if c[0] == "upload" else (c[0], c[1]) for c in cluster.calls]
     assert kinds.index("upload") < kinds.index(("DELETE", None)) < kinds.index(("POST", "move"))
     assert cluster.paths["Resources/monitoring/iris/state.json"] == b'{"n": 2}'
@@ -332,9 +354,9 @@ def login_seam(monkeypatch):
 def test_an_empty_hopsworks_host_logs_in_to_the_hosted_service(login_seam, monkeypatch):
     monkeypatch.setenv("HOPSWORKS_HOST", "")  # what the workflow sets when the variable is unset
     monkeypatch.setenv("HOPSWORKS_PORT", "")
-    hopsworks_store.login_hopsworks()
+    login_hopsworks()
     sent = login_seam.connection.call_args.kwargs
-    assert (sent["host"], sent["port"]) == (hopsworks_store.SAAS_HOST, 443)
+    assert (sent["host"], sent["port"]) == (SAAS_HOST, 443)
     assert os.environ["HOPSWORKS_HOST"] == ""  # restored after the login
 
 
@@ -346,13 +368,13 @@ def test_the_sdk_alone_takes_an_empty_host_as_the_host(login_seam, monkeypatch):
 
 def test_a_4x_server_is_refused_at_login_with_the_client_to_install(login_seam):
     login_seam.server_version = "4.2.1"
-    with pytest.raises(hopsworks_store.IncompatibleServerError, match=r"hopsworks\[python\]==4\.2\.\*"):
-        hopsworks_store.login_hopsworks()
+    with pytest.raises(IncompatibleServerError, match=r"hopsworks\[python\]==4\.2\.\*"):
+        login_hopsworks()
 
 
 def test_a_matching_server_logs_in_and_wraps_the_project(login_seam):
-    project = hopsworks_store.login_hopsworks()
-    assert isinstance(project, hopsworks_store.HopsworksProject)
+    project = login_hopsworks()
+    assert isinstance(project, HopsworksProject)
     assert login_seam.connection.call_args.kwargs["api_key_value"] == "fake-key"
 
 
@@ -362,7 +384,7 @@ def test_a_drifted_round_writes_its_drift_quality_and_alerts_groups_through_the_
     drift-window counts go up through the dataset API."""
     monkeypatch.setenv("SML_RUN_ID", "run-1")
     history = load("titanic")
-    features = pipelines.spec("titanic").features
+    features = dataset_spec("titanic").features
     reference = drift.reference_statistics("titanic", history[features])
     now = pd.Timestamp("2026-11-30 06:00", tz="UTC")
     rows = history.sample(400, replace=True, random_state=1).reset_index(drop=True)
@@ -371,12 +393,12 @@ def test_a_drifted_round_writes_its_drift_quality_and_alerts_groups_through_the_
     rows.loc[0, "fare"] = 900.0  # one row breaks the fare range: a failed expectation
     made = pd.DataFrame({"id": rows.passenger_id, "event_time": rows.event_time, "prediction": 0,
                          "outcome": rows.survived, "model_version": 1, "prediction_time": now})
-    project = hopsworks_store.HopsworksProject(mock.MagicMock(
+    project = HopsworksProject(mock.MagicMock(
         get_feature_store=lambda name=None: cluster.fs._wrapped, get_dataset_api=DatasetApi))
 
-    watch = monitoring.watch_round(project, "titanic", reference, rows, {"counts": []}, 1, now, made)
+    watch = watch_round(project, "titanic", reference, rows, {"counts": []}, 1, now, made)
 
-    groups = {"drift": drift.DRIFT_GROUP, "quality": monitoring.QUALITY_GROUP, "alerts": alerts.ALERTS_GROUP}
+    groups = {"drift": drift.DRIFT_GROUP, "quality": QUALITY_GROUP, "alerts": alerts.ALERTS_GROUP}
     for kind, spec in groups.items():
         group = cluster.groups[(f"titanic_{kind}", 1)]
         assert (group.time_travel_format, group.stream, group.online_enabled) == ("HUDI", True, False), kind
@@ -385,10 +407,10 @@ def test_a_drifted_round_writes_its_drift_quality_and_alerts_groups_through_the_
         assert list(types) == spec.columns and types["round_time"] == "timestamp", (kind, types)
     sent = {tuple(frame.columns): frame for frame in cluster.kafka}
     assert len(sent[tuple(drift.DRIFT_COLUMNS)]) == len(watch.drift) == 3 * len(features)  # round, 7d, 30d
-    quality = sent[tuple(monitoring.QUALITY_COLUMNS)]
+    quality = sent[tuple(QUALITY_COLUMNS)]
     assert quality.set_index("expectation").failed.to_dict()["fare: in_range(0.0, 600.0)"] == 1
     written = sent[tuple(alerts.STORED_ALERT_COLUMNS)]
     assert {"drift", "accuracy", "quality"} == set(written.kind) and set(written.run_id) == {"run-1"}
     assert ("drift", "age", "round") in set(zip(written.kind, written.feature, written.time_window, strict=True))
     assert len(cluster.job.run.call_args_list) == 3  # each insert waited for its materialization
-    assert [path for path in cluster.paths if path.endswith(monitoring.WINDOW_FILE)]
+    assert [path for path in cluster.paths if path.endswith(WINDOW_FILE)]

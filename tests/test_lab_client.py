@@ -15,9 +15,10 @@ import textwrap
 import pytest
 from sklearn.datasets import load_iris
 
-from serverless_ml import model_files, store
+from serverless_ml.store import model_files
+from serverless_ml.store.login import login
 
-LOGIN = "from serverless_ml.store import login\nproject = login()\n"  # the lab: import hopsworks; hopsworks.login()
+LOGIN = "from serverless_ml.store.login import login\nproject = login()\n"  # the lab: import hopsworks; hopsworks.login()
 
 FEATURE = LOGIN + """
 import pandas as pd
@@ -38,7 +39,8 @@ import seaborn as sns
 import skops.io as sio
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.metrics import confusion_matrix, classification_report
-from serverless_ml.store import Schema, ModelSchema
+from hsml.schema import Schema
+from hsml.model_schema import ModelSchema
 
 fs = project.get_feature_store()
 feature_view = fs.get_feature_view(name="iris_modal", version=1)
@@ -161,7 +163,7 @@ def run_at(when: str, script: str, monkeypatch) -> dict:
 
 def test_the_lab_scripts_run_on_the_local_backend(lab, monkeypatch):
     run(FEATURE)
-    project = store.login()
+    project = login()
     fs = project.get_feature_store()
     # the lab keyed rows on their feature values: the two duplicate flowers collapse, as on Hopsworks
     assert len(fs.get_feature_group("iris_modal", version=1).read()) == 149
@@ -192,4 +194,4 @@ def test_the_labs_joblib_model_is_refused_with_the_way_out(lab):
     with pytest.raises(model_files.UntrustedModelError, match=r"iris_model\.pkl.*skops") as refused:
         run(script)
     assert "arbitrary code" in str(refused.value)
-    assert store.login().get_model_registry().get_models("iris_modal") == []  # nothing half-registered
+    assert login().get_model_registry().get_models("iris_modal") == []  # nothing half-registered

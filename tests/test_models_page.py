@@ -4,19 +4,19 @@ marked, the training record (rows, run, commit) and the importances, two version
 from __future__ import annotations
 
 import pytest
-from conftest import use_local_store
-from helpers.stores import train
+from helpers.stores import train, using_store
 
-from serverless_ml import models_page, pipelines, runs
-from serverless_ml.store import login
+from serverless_ml.apps import models_page
+from serverless_ml.runs.provenance import git_state
+from serverless_ml.store.login import login
+from serverless_ml.training.registry import best_model
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     "A local store where run `run-a` trained iris, run `run-b` trained it again, and titanic once; its registry."
     home = tmp_path_factory.mktemp("models_page")
-    with pytest.MonkeyPatch.context() as patch:
-        use_local_store(patch, home)
+    with using_store(home), pytest.MonkeyPatch.context() as patch:
         project = login("local")
         for run_id, dataset in (("run-a", "iris"), ("run-b", "iris"), ("run-a", "titanic")):
             patch.setenv("SML_RUN_ID", run_id)
@@ -28,13 +28,13 @@ def test_every_version_is_listed_newest_first_with_the_one_inference_uses_marked
     versions = models_page.registered_versions(registry, "iris")
     assert [facts.version for facts in versions] == [2, 1]
     in_use = [facts.version for facts in versions if facts.in_use]
-    assert in_use == [pipelines.best_model(registry, "iris").version]
+    assert in_use == [best_model(registry, "iris").version]
 
 
 def test_each_version_shows_its_training_rows_feature_view_run_and_commit(registry):
     newest, oldest = models_page.registered_versions(registry, "iris")
     assert (newest.run_id, oldest.run_id) == ("run-b", "run-a")
-    assert newest.commit == runs.git_state()["commit"]
+    assert newest.commit == git_state()["commit"]
     assert newest.feature_view == "iris v1" and newest.training_rows == 120  # 150 flowers, 20 % held out
     assert newest.confusion_png.startswith(b"\x89PNG") and newest.created
     table = models_page.versions_table_html([newest, oldest])

@@ -9,40 +9,45 @@ import warnings
 from types import SimpleNamespace
 
 import pytest
-from conftest import use_local_store
+from helpers.stores import daily_and_inference, register_with_metrics, using_store
 
-from serverless_ml import apps, dataset_api, datasets, models, monitoring, params, pipelines
-from serverless_ml.store import login
+from serverless_ml import params
+from serverless_ml.apps import dashboard_data
+from serverless_ml.apps.dashboard import DashboardTab
+from serverless_ml.apps.dashboard_data import DASHBOARD_PICTURES, read_dashboard
+from serverless_ml.features import datasets
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.features.group import feature_group, upsert
+from serverless_ml.inference import batch
+from serverless_ml.inference.batch import predict_new_rows, predict_rows
+from serverless_ml.inference.images import draw_pictures, png_problem, upload_images
+from serverless_ml.inference.lock import monitoring_lock
+from serverless_ml.inference.state import (
+    STATE_FILE,
+    MonitoringStateWarning,
+    monitoring_data,
+    monitoring_state,
+    read_state,
+    stored_prediction_times,
+    write_state,
+)
+from serverless_ml.names import images_folder, state_folder
+from serverless_ml.store.local import dataset_api
+from serverless_ml.store.login import login
+from serverless_ml.training.registry import best_model, load_best_model
 
-STATE = f"{pipelines.state_folder('iris')}/{monitoring.STATE_FILE}"
-
-
-def daily_and_inference(project, n_days: int, seed: int) -> None:
-    "The iris daily and batch-inference stages, as notebooks 3 and 4 call the library."
-    monitoring.add_daily_rows(project, "iris", pipelines.daily_rows("iris", 1, params.check_days(n_days, None), seed))
-    monitoring.predict_new_rows(project, "iris")
-
-
-def register(project, metrics: dict):
-    "A new iris model version carrying `metrics`."
-    fs, mr = project.get_feature_store(), project.get_model_registry()
-    view = pipelines.feature_view(fs, "iris")
-    X_train, X_test, y_train, y_test = pipelines.training_data(view, "iris")
-    model = models.train("iris", X_train, y_train)
-    confusion = models.confusion("iris", y_test, models.predict("iris", model, X_test))
-    return pipelines.register_model(mr, "iris", model, metrics, confusion, X_train, y_train, view)
+STATE = f"{state_folder('iris')}/{STATE_FILE}"
 
 
 @pytest.fixture(scope="module")
 def predicted_store(tmp_path_factory):
     "A store with the iris history, one model and 6 predictions over 6 days, built once."
     home = tmp_path_factory.mktemp("predicted")
-    with pytest.MonkeyPatch.context() as patch:
-        use_local_store(patch, home)
+    with using_store(home):
         project = login("local")
-        pipelines.upsert(pipelines.feature_group(project.get_feature_store(), "iris"), datasets.load("iris"))
-        register(project, {"accuracy": 0.5, "cv_accuracy_mean": 0.5})  # any later version beats it
-        daily_and_inference(project, n_days=6, seed=1)
+        upsert(feature_group(project.get_feature_store(), "iris"), datasets.load("iris"))
+        register_with_metrics(project, "iris", {"accuracy": 0.5, "cv_accuracy_mean": 0.5})  # any later version beats it
+        daily_and_inference(project, "iris", n_days=6, seed=1)
     return home / "store"
 
 
@@ -58,7 +63,7 @@ def server_log(monkeypatch) -> list[str]:
     "What the apps write to the server's log during the test."
     lines = []
     logger = SimpleNamespace(warning=lambda text, *args: lines.append(text % args))
-    monkeypatch.setattr(apps, "server_log", lambda: logger)
+    monkeypatch.setattr(dashboard_data, "server_log", lambda: logger)
     return lines
 
 
@@ -69,12 +74,12 @@ def put_state(project, data: bytes) -> None:
 
 def stored(project) -> int:
     "How many iris predictions the store holds."
-    return len(monitoring.stored_prediction_times(project, "iris"))
+    return len(stored_prediction_times(project, "iris"))
 
 
 def inflated(project) -> bytes:
     "The current state with every count multiplied by 1000: valid JSON, wrong figures."
-    state = monitoring.read_state(project.get_dataset_api(), "iris")
+    state = read_state(project.get_dataset_api(), "iris")
     return json.dumps({**state, "counts": [{**row, "n": row["n"] * 1000} for row in state["counts"]]}).encode()
 
 
@@ -86,13 +91,13 @@ DAMAGE = {"empty": lambda project: b"", "not json": lambda project: b'{"watermar
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_state_is_rebuilt_with_a_warning_naming_the_file_and_the_stages_go_on(project, damage):
     put_state(project, DAMAGE[damage](project))
-    with pytest.warns(monitoring.MonitoringStateWarning, match=r"monitoring/iris/state\.json is not usable"):
-        daily_and_inference(project, n_days=1, seed=2)  # daily marks, inference predicts: both read the state
-    state = monitoring.read_state(project.get_dataset_api(), "iris")  # written back whole and right
+    with pytest.warns(MonitoringStateWarning, match=r"monitoring/iris/state\.json is not usable"):
+        daily_and_inference(project, "iris", n_days=1, seed=2)  # daily marks, inference predicts: both read the state
+    state = read_state(project.get_dataset_api(), "iris")  # written back whole and right
     assert sum(row["n"] for row in state["counts"]) == stored(project) == 7
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good state raises no warning
-        assert monitoring.monitoring_state(project, "iris") == state
+        assert monitoring_state(project, "iris") == state
 
 
 def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, server_log):
@@ -100,7 +105,7 @@ def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, s
     put_state(project, wrong)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing reaches the page: the warning goes to the server's log
-        tab = apps.DashboardTab("iris", read=lambda dataset: apps.read_dashboard(dataset, project))
+        tab = DashboardTab("iris", read=lambda dataset: read_dashboard(dataset, project))
         tab.refresh()
     assert "<b>6</b> predictions" in tab.counts.value and "6,000" not in tab.counts.value
     assert "it counts 6,000 predictions where the store holds 6" in server_log[0]
@@ -108,49 +113,49 @@ def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, s
 
 
 def test_the_dashboard_counts_predictions_logged_after_the_state(project):
-    state = monitoring.read_state(project.get_dataset_api(), "iris")
-    daily_and_inference(project, n_days=1, seed=3)
-    monitoring.write_state(project.get_dataset_api(), "iris", state)  # as if killed between insert and state write
-    assert apps.read_dashboard("iris", project).counts["predictions"] == stored(project) == 7
+    state = read_state(project.get_dataset_api(), "iris")
+    daily_and_inference(project, "iris", n_days=1, seed=3)
+    write_state(project.get_dataset_api(), "iris", state)  # as if killed between insert and state write
+    assert read_dashboard("iris", project).counts["predictions"] == stored(project) == 7
 
 
 def test_a_damaged_picture_is_drawn_again_never_shown_broken(project, server_log):
-    view = monitoring.monitoring_data(project, "iris")
-    images = monitoring.draw_pictures(view)
-    monitoring.upload_images(project.get_dataset_api(), "iris", images, stamp=view.stamp)
-    confusion = dataset_api.local_resource(f"{pipelines.images_folder('iris')}/confusion_matrix.png")
+    view = monitoring_data(project, "iris")
+    images = draw_pictures(view)
+    upload_images(project.get_dataset_api(), "iris", images, stamp=view.stamp)
+    confusion = dataset_api.local_resource(f"{images_folder('iris')}/confusion_matrix.png")
     confusion.write_bytes(images["confusion_matrix.png"][:300])  # truncated, as a full disk leaves it
-    data = apps.read_dashboard("iris", project)
+    data = read_dashboard("iris", project)
     assert "Resources/images/iris/confusion_matrix.png is damaged" in server_log[0]
-    assert sorted(data.pictures) == sorted(apps.DASHBOARD_PICTURES)
-    assert all(monitoring.png_problem(png) is None for png in data.pictures.values())
+    assert sorted(data.pictures) == sorted(DASHBOARD_PICTURES)
+    assert all(png_problem(png) is None for png in data.pictures.values())
 
 
 def test_a_round_that_fails_part_way_frees_the_lock_for_the_next_one(project, monkeypatch):
     # The lock is only ever a `with` block: no notebook cell, failing or not, can leave it held.
-    real = monitoring.predict_rows
+    real = predict_rows
 
     def failing(*args, **kwargs):
         raise MemoryError("the model ran out of memory")
 
-    monkeypatch.setattr(monitoring, "predict_rows", failing)
-    monitoring.add_daily_rows(project, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 4))
+    monkeypatch.setattr(batch, "predict_rows", failing)
+    add_daily_rows(project, "iris", daily_rows("iris", 1, params.check_days(1, None), 4))
     with pytest.raises(MemoryError) as failed:  # kept, as a notebook kernel keeps its last traceback
-        monitoring.predict_new_rows(project, "iris")
-    with monitoring.monitoring_lock("iris", timeout=0):  # free at once: the failed round released it
+        predict_new_rows(project, "iris")
+    with monitoring_lock("iris", timeout=0):  # free at once: the failed round released it
         assert failed.traceback  # (the traceback, and the frames it holds, are still alive here)
-    monkeypatch.setattr(monitoring, "predict_rows", real)
-    assert len(monitoring.predict_new_rows(project, "iris").predictions) == 1  # the next round predicts the row
+    monkeypatch.setattr(batch, "predict_rows", real)
+    assert len(predict_new_rows(project, "iris").predictions) == 1  # the next round predicts the row
 
 
 def test_the_best_model_is_chosen_by_cv_accuracy_not_by_a_lucky_holdout(project):
     # as reported: test_size 0.01 left 13 holdout rows, 0.923 right, though its CV accuracy was lower
-    steady = register(project, {"accuracy": 0.798, "cv_accuracy_mean": 0.816})
-    lucky = register(project, {"accuracy": 0.923, "cv_accuracy_mean": 0.803})
+    steady = register_with_metrics(project, "iris", {"accuracy": 0.798, "cv_accuracy_mean": 0.816})
+    lucky = register_with_metrics(project, "iris", {"accuracy": 0.923, "cv_accuracy_mean": 0.803})
     mr = project.get_model_registry()
     assert lucky.training_metrics["accuracy"] > steady.training_metrics["accuracy"]
-    assert pipelines.best_model(mr, "iris").version == steady.version
-    assert pipelines.load_best_model(mr, "iris")[1].version == steady.version  # what inference and the apps use
+    assert best_model(mr, "iris").version == steady.version
+    assert load_best_model(mr, "iris")[1].version == steady.version  # what inference and the apps use
 
 
 def test_the_best_model_asks_either_registry_for_the_highest_cv_accuracy():
@@ -160,5 +165,5 @@ def test_the_best_model_asks_either_registry_for_the_highest_cv_accuracy():
         def get_best_model(self, name, metric, direction):
             asked.append((name, metric, direction))
 
-    pipelines.best_model(Registry(), "titanic")
+    best_model(Registry(), "titanic")
     assert asked == [("titanic_model", "cv_accuracy_mean", "max")]

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from serverless_ml import models, monitoring, pictures
+from serverless_ml import pictures
+from serverless_ml.inference.state import accuracy_per_day, count_predictions
+from serverless_ml.training import models
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -109,7 +111,7 @@ def test_recent_predictions_table_grows_with_rows_and_tints_mistakes(predictions
 
 def per_day(predictions: pd.DataFrame) -> pd.DataFrame:
     "The accuracy per day of `predictions`, as the monitoring view keeps it (from the running counts)."
-    return monitoring.accuracy_per_day(monitoring.count_predictions(predictions))
+    return accuracy_per_day(count_predictions(predictions))
 
 
 def test_accuracy_over_time(predictions):

@@ -14,12 +14,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import use_local_store
+from helpers.stores import using_store
 from papermill.exceptions import PapermillExecutionError
 
-from serverless_ml import config, datasets, models, monitoring, pipelines, runner
+from serverless_ml import config
+from serverless_ml.features import datasets
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.features.group import feature_group, upsert
+from serverless_ml.features.spec import spec
+from serverless_ml.inference.batch import Round, predict_new_rows
+from serverless_ml.inference.images import IMAGES
+from serverless_ml.inference.lock import MonitoringBusyError, monitoring_lock
+from serverless_ml.inference.state import PREDICTION_COLUMNS
+from serverless_ml.names import model_name, predictions_name
 from serverless_ml.params import check_params
-from serverless_ml.store import login
+from serverless_ml.runs import runner
+from serverless_ml.store.login import login
+from serverless_ml.training import models
+from serverless_ml.training.registry import load_best_model
 
 FAKE_KEY = "sml-test-fake-api-key-9c1e7b"  # set while the stages run; must never reach a record
 _calls = itertools.count()
@@ -29,8 +41,7 @@ _calls = itertools.count()
 def store(tmp_path_factory):
     "A store with both feature groups and a first model each, made by `sml-run run --days 0`."
     root = tmp_path_factory.mktemp("pipelines")
-    with pytest.MonkeyPatch.context() as env:
-        use_local_store(env, root)
+    with using_store(root), pytest.MonkeyPatch.context() as env:
         env.setenv("HOPSWORKS_API_KEY", FAKE_KEY)  # kernels inherit it; the local backend ignores it
         results = runner.run_all("run", ["iris", "titanic"], days=0, stamp="setup")
         assert all(result.ok for result in results), [result.error for result in results]
@@ -46,14 +57,14 @@ def execute(stage: str, **parameters):
 def daily_round(dataset: str, n_rows: int = 1) -> int:
     "Notebook 3 with these parameters (fresh rows, ending now), in this process; the rows it added."
     params = check_params(dataset=dataset, n_rows=n_rows, n_days=1, date="", seed=-1, drift=0.0, backend="")
-    new_rows = pipelines.daily_rows(params.dataset, params.n_rows, params.times, params.seed, params.drift)
-    return monitoring.add_daily_rows(login(params.backend), params.dataset, new_rows)
+    new_rows = daily_rows(params.dataset, params.n_rows, params.times, params.seed, params.drift)
+    return add_daily_rows(login(params.backend), params.dataset, new_rows)
 
 
-def inference_round(dataset: str) -> monitoring.Round:
+def inference_round(dataset: str) -> Round:
     "Notebook 4 with its default parameters (the best model), in this process."
     params = check_params(dataset=dataset, model_version=0, backend="")
-    return monitoring.predict_new_rows(login(params.backend), params.dataset, params.model_version)
+    return predict_new_rows(login(params.backend), params.dataset, params.model_version)
 
 
 def checking_cell(stage: str, parameters: dict) -> None:
@@ -67,17 +78,17 @@ def counts(dataset: str) -> dict:
     "What a bad run must not change: rows, predictions, model versions, uploaded resources."
     project = login()
     fs = project.get_feature_store()
-    logged = fs.get_feature_group(pipelines.predictions_name(dataset), version=1)
+    logged = fs.get_feature_group(predictions_name(dataset), version=1)
     return {"rows": len(fs.get_feature_group(dataset, version=1).read()),
             "predictions": len(logged.read()) if logged is not None else 0,
-            "models": len(project.get_model_registry().get_models(pipelines.model_name(dataset))),
+            "models": len(project.get_model_registry().get_models(model_name(dataset))),
             "resources": sorted(p.name for p in (config.store_home() / "resources").rglob("*"))}
 
 
 def predictions(dataset: str):
     "The whole predictions group of `dataset` (empty before the first inference)."
-    logged = login().get_feature_store().get_feature_group(pipelines.predictions_name(dataset), version=1)
-    return logged.read() if logged is not None else pd.DataFrame(columns=monitoring.PREDICTION_COLUMNS)
+    logged = login().get_feature_store().get_feature_group(predictions_name(dataset), version=1)
+    return logged.read() if logged is not None else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
 def only_new(now, before):
@@ -91,9 +102,9 @@ def only_new(now, before):
 def test_every_stage_runs_with_small_parameters(store):
     project = login()
     for dataset in ("iris", "titanic"):
-        model = project.get_model_registry().get_model(pipelines.model_name(dataset), version=1)
+        model = project.get_model_registry().get_model(model_name(dataset), version=1)
         assert {"accuracy", "f1_macro", "cv_accuracy_mean"} <= set(model.training_metrics)
-        majority = datasets.load(dataset)[datasets.spec(dataset).label].value_counts(normalize=True).max()
+        majority = datasets.load(dataset)[spec(dataset).label].value_counts(normalize=True).max()
         assert majority + 0.1 < model.training_metrics["accuracy"] <= 1.0, (dataset, majority, model.training_metrics)
         assert (Path(model.download()) / "confusion_matrix.png").is_file()
     before = {dataset: predictions(dataset) for dataset in ("iris", "titanic")}
@@ -105,13 +116,13 @@ def test_every_stage_runs_with_small_parameters(store):
     for dataset in ("iris", "titanic"):
         new = only_new(predictions(dataset), before[dataset])
         assert len(new) == 3 and new.event_time.dt.floor("D").nunique() == 3
-        model, _ = pipelines.load_best_model(project.get_model_registry(), dataset)  # what the registered model says
-        [key] = datasets.spec(dataset).primary_key  # flower_id, passenger_id: `id` in the predictions
+        model, _ = load_best_model(project.get_model_registry(), dataset)  # what the registered model says
+        [key] = spec(dataset).primary_key  # flower_id, passenger_id: `id` in the predictions
         rows = project.get_feature_store().get_feature_group(dataset, version=1).read().rename(columns={key: "id"})
         rows = rows.merge(new[["id"]], on="id")
         expected = dict(zip(rows.id, models.predict(dataset, model, rows), strict=True))
         assert dict(zip(new.id, new.prediction, strict=True)) == expected and len(expected) == 3
-        for name in monitoring.IMAGES:
+        for name in IMAGES:
             assert project.get_dataset_api().exists(f"Resources/images/{dataset}/{name}"), name
 
 
@@ -156,7 +167,7 @@ def test_the_feature_stage_twice_leaves_the_same_counts(store):
     before = counts("titanic")  # the module's store ran notebook 1 once; here its calls run again, in process
     params = check_params(dataset="titanic", source="", backend="")
     fs = login(params.backend).get_feature_store()
-    pipelines.upsert(pipelines.feature_group(fs, params.dataset), datasets.load(params.dataset, params.source))
+    upsert(feature_group(fs, params.dataset), datasets.load(params.dataset, params.source))
     assert counts("titanic") == before
 
 
@@ -182,13 +193,13 @@ def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clea
     # would lose the first run's change. So the daily and inference stages hold the dataset's lock.
     before = counts("iris")
     monkeypatch.setenv("SML_LOCK_TIMEOUT", "1")
-    with monitoring.monitoring_lock("iris"):  # another run of iris, part-way through
+    with monitoring_lock("iris"):  # another run of iris, part-way through
         for stage, parameters in (("daily", {"n_rows": 2}), ("inference", {})):
             with pytest.raises(PapermillExecutionError, match="still holds") as failed:
                 execute(stage, dataset="iris", **parameters)
             assert "SML_LOCK_TIMEOUT" in failed.value.evalue
         assert counts("iris") == before  # no row, prediction, state or picture changed
-        with monitoring.monitoring_lock("titanic", timeout=0):  # another dataset never waits
+        with monitoring_lock("titanic", timeout=0):  # another dataset never waits
             pass
     daily_round("iris", n_rows=2)  # once free, both stages run (their calls, in process)
     inference_round("iris")
@@ -197,17 +208,17 @@ def test_a_run_holding_the_dataset_makes_daily_and_inference_wait_then_fail_clea
 
 def test_a_killed_holder_frees_the_lock(sml_home):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from serverless_ml import monitoring\n"
-                               "with monitoring.monitoring_lock('iris'):\n print('held', flush=True); time.sleep(120)"],
+        [sys.executable, "-c", "import time; from serverless_ml.inference.lock import monitoring_lock\n"
+                               "with monitoring_lock('iris'):\n print('held', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(monitoring.MonitoringBusyError, match="iris"), monitoring.monitoring_lock("iris", timeout=0.2):
+        with pytest.raises(MonitoringBusyError, match="iris"), monitoring_lock("iris", timeout=0.2):
             pass
     finally:
         holder.kill()  # SIGKILL: no chance to release
         holder.wait()
-    with monitoring.monitoring_lock("iris", timeout=5):
+    with monitoring_lock("iris", timeout=5):
         pass
 
 

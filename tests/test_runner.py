@@ -12,7 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from serverless_ml import config, runner
+from serverless_ml import config
+from serverless_ml.runs import runner
+from serverless_ml.runs.cli import main, parse_args
 
 
 def stand_in(folder, stage: str, code: str):
@@ -54,7 +56,7 @@ def test_every_planned_notebook_exists_in_the_checkout():
 
 
 def test_a_failing_stage_stops_its_chain_only_and_is_reported(stages, capsys):
-    code = runner.main(["backfill", "--days", "3", "--datasets", "iris", "titanic"])
+    code = main(["backfill", "--days", "3", "--datasets", "iris", "titanic"])
     out = capsys.readouterr().out
     assert code == 1
     [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
@@ -74,7 +76,7 @@ def test_a_failing_stage_stops_its_chain_only_and_is_reported(stages, capsys):
 
 
 def test_a_successful_run_exits_zero_and_says_how_to_open_the_apps(stages, capsys):
-    assert runner.main(["run", "--days", "0", "--datasets", "iris"]) == 0
+    assert main(["run", "--days", "0", "--datasets", "iris"]) == 0
     out = capsys.readouterr().out
     [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
     assert sorted(p.name for p in config.run_dir(stamp, "iris").glob("*.ipynb")) == [
@@ -86,14 +88,14 @@ def test_a_successful_run_exits_zero_and_says_how_to_open_the_apps(stages, capsy
 @pytest.mark.parametrize("argv", [["backfill", "--days", "0"], ["daily", "--datasets", "mnist"], ["train"]])
 def test_bad_arguments_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as stop:
-        runner.parse_args(argv)
+        parse_args(argv)
     assert stop.value.code == 2
     assert "sml-run" in capsys.readouterr().err
 
 
 def test_the_module_runs_as_a_script():
     def help_text(*command: str) -> str:
-        return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *command, "--help"],
+        return subprocess.run([sys.executable, "-m", "serverless_ml.runs.cli", *command, "--help"],
                               capture_output=True, text=True, check=True).stdout
     assert "run,daily,backfill" in help_text() and "--datasets" in help_text("daily")
 
@@ -105,7 +107,7 @@ def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys)
             'info = json.loads(get_connection_info())\nprint("endpoint", info["transport"], info["ip"])')
     for stage in ("daily", "inference"):
         stand_in(stages, stage, code)
-    assert runner.main(["daily", "--datasets", "iris", "titanic"]) == 0
+    assert main(["daily", "--datasets", "iris", "titanic"]) == 0
     [stamp] = [p.name for p in config.runs_dir().iterdir() if p.is_dir()]
     endpoints = set()
     for dataset in ("iris", "titanic"):

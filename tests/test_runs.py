@@ -2,7 +2,7 @@
 
 The real stages run here (papermill kernels on a temporary store): one module fixture records a
 `sml-run run` of iris; each test runs only the stages it checks. The commands that only read the
-records (runs, show, compare, a refused reproduce) call `runner.main`, what `sml-run` runs, in this process.
+records (runs, show, compare, a refused reproduce) call `main`, what `sml-run` runs, in this process.
 One `sml-run reproduce` re-executes the recorded run for real, which is also the proof that two runs from the
 same commit and clock agree; the tampered record's reproduce then compares against that record instead of
 re-executing the same stages a second time."""
@@ -11,28 +11,30 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import use_local_store
+from helpers.runs import sml_run
+from helpers.stores import using_store
 
-from serverless_ml import config, runner, runs
+from serverless_ml import config
+from serverless_ml.runs import cli
+from serverless_ml.runs.cli import main
+from serverless_ml.runs.manifest import MANIFEST, read_manifest, write_json
+from serverless_ml.runs.records import recorded_runs
 
 FAKE_KEY = "sml-test-fake-api-key-5d0c2a"  # set while the runs run; must never reach a record
 FIRST = "2026-11-20T12:00:00Z"  # the recorded run's pinned clock
 
 
-def sml_run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    "`sml-run argv` in a subprocess, with the test's environment (plus `env`)."
-    return subprocess.run([sys.executable, "-m", "serverless_ml.runner", *argv], capture_output=True, text=True,
-                          env={**os.environ, "HOPSWORKS_API_KEY": FAKE_KEY, **(env or {})}, timeout=900)
+def keyed(**more: str) -> dict:
+    "The test's environment with a (fake) Hopsworks key set, which no record may show, plus `more`."
+    return {**os.environ, "HOPSWORKS_API_KEY": FAKE_KEY, **more}
 
 
 def sml_main(*argv: str, capsys) -> tuple[int, str]:
     "`sml-run argv` in this process: its exit code and what it printed."
-    code = runner.main(list(argv))
+    code = main(list(argv))
     return code, capsys.readouterr().out
 
 
@@ -45,9 +47,8 @@ def run_folders(prefix: str = "") -> list:
 def recorded(tmp_path_factory):
     "A store made by `sml-run run --days 2 --datasets iris` with the clock pinned by `SML_NOW=FIRST`; yields that run's folder."
     root = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as env:
-        use_local_store(env, root)
-        done = sml_run("run", "--days", "2", "--datasets", "iris", env={"SML_NOW": FIRST})  # the other runs use --now
+    with using_store(root):
+        done = sml_run("run", "--days", "2", "--datasets", "iris", env=keyed(SML_NOW=FIRST))  # the other runs use --now
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         [folder] = run_folders("20261120T120000Z")
         yield folder
@@ -56,7 +57,7 @@ def recorded(tmp_path_factory):
 def test_two_runs_started_in_the_same_second_keep_two_complete_records(recorded):
     same = "2026-11-21T08:00:00Z"  # one pinned clock: the two runs share the same stamp, at the same time
     with ThreadPoolExecutor(2) as pool:
-        done = list(pool.map(lambda _: sml_run("daily", "--datasets", "iris", "--now", same), range(2)))
+        done = list(pool.map(lambda _: sml_run("daily", "--datasets", "iris", "--now", same, env=keyed()), range(2)))
     assert [d.returncode for d in done] == [0, 0], [d.stderr[-2000:] for d in done]
     folders = run_folders("20261121T080000Z")
     assert len(folders) == 2, [p.name for p in run_folders()]
@@ -64,13 +65,13 @@ def test_two_runs_started_in_the_same_second_keep_two_complete_records(recorded)
         assert sorted(p.name for p in (folder / "iris").iterdir() if p.suffix != ".csv") == [
             "3_daily_feature_pipeline.html", "3_daily_feature_pipeline.ipynb",
             "4_batch_inference_pipeline.html", "4_batch_inference_pipeline.ipynb"]
-        assert runs.read_manifest(folder)["status"] == "ok"
+        assert read_manifest(folder)["status"] == "ok"
     printed = {line for d in done for line in d.stdout.splitlines() if line.startswith("Run records:")}
     assert len(printed) == 2, printed  # each run names its own folder
 
 
 def test_the_manifest_records_code_environment_parameters_inputs_and_outputs(recorded):
-    manifest = runs.read_manifest(recorded)
+    manifest = read_manifest(recorded)
     assert manifest["run_id"] == recorded.name and manifest["status"] == "ok"
     assert manifest["command"] == ["sml-run", "run", "--days", "2", "--datasets", "iris"]
     assert manifest["now"] == "2026-11-20T12:00:00+00:00" and manifest["ended"] >= manifest["started"]
@@ -100,10 +101,10 @@ def test_the_manifest_records_code_environment_parameters_inputs_and_outputs(rec
 
 
 def test_a_failing_stage_is_recorded_with_its_cell_and_the_rest_as_pending(recorded):
-    done = sml_run("daily", "--datasets", "iris", "--now", "2001-01-01T00:00:00Z")  # before the history
+    done = sml_run("daily", "--datasets", "iris", "--now", "2001-01-01T00:00:00Z", env=keyed())  # before the history
     assert done.returncode == 1
     [folder] = run_folders("20010101T000000Z")
-    manifest = runs.read_manifest(folder)
+    manifest = read_manifest(folder)
     assert manifest["status"] == "failed" and manifest["ended"] is not None
     daily, inference = manifest["stages"]
     assert daily["status"] == "failed" and daily["failure"]["cell"] is not None
@@ -116,7 +117,7 @@ def test_no_record_holds_the_api_key(recorded):
     for path in config.runs_dir().rglob("*"):
         if path.is_file():
             assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
-    assert "HOPSWORKS_API_KEY" in json.dumps(runs.read_manifest(recorded))  # the name is, the value is not
+    assert "HOPSWORKS_API_KEY" in json.dumps(read_manifest(recorded))  # the name is, the value is not
 
 
 def test_runs_and_show_list_and_print_the_records(recorded, capsys):
@@ -130,19 +131,19 @@ def test_runs_and_show_list_and_print_the_records(recorded, capsys):
 def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded, monkeypatch, capsys):
     # Two runs from the same commit and clock agree: the stages re-executed for real, in a new process, on a
     # scratch store, and compared with the record (models by content, metrics, rows, every prediction).
-    done = sml_run("reproduce", recorded.name)
+    done = sml_run("reproduce", recorded.name, env=keyed())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "Reproduced: metrics, rows and 2 predictions equal the record." in done.stdout
     tampered = recorded.parent / (recorded.name[:17] + "feed")
     tampered.mkdir()
     (tampered / "iris").mkdir()
     (tampered / "iris" / "predictions.csv").write_bytes((recorded / "iris" / "predictions.csv").read_bytes())
-    manifest = runs.read_manifest(recorded)
+    manifest = read_manifest(recorded)
     manifest["run_id"] = tampered.name
     manifest["stages"][1]["outputs"]["models"][0]["metrics"]["accuracy"] = 0.5
-    runs.write_json(tampered / runs.MANIFEST, manifest)
+    write_json(tampered / MANIFEST, manifest)
     # the re-execution just above matched the record: stand in for it with the record itself, not a second one
-    monkeypatch.setattr(runner, "reexecute", lambda recorded_run, scratch: (runs.read_manifest(recorded), recorded))
+    monkeypatch.setattr(cli, "reexecute", lambda recorded_run, scratch: (read_manifest(recorded), recorded))
     code, said = sml_main("reproduce", tampered.name, capsys=capsys)
     assert code == 1 and "Differences:" in said, said
     assert said.count("\n  ") == 1 and "iris training: iris_model accuracy 0.5 recorded" in said  # that one only
@@ -152,13 +153,13 @@ def test_reproduce_matches_the_record_and_reports_a_tampered_one(recorded, monke
 
 
 def test_reproduce_refuses_a_run_that_did_not_start_from_the_historical_data(recorded, tmp_path, monkeypatch, capsys):
-    manifest = runs.read_manifest(recorded)  # the record of a `sml-run daily`: the daily and inference stages only
+    manifest = read_manifest(recorded)  # the record of a `sml-run daily`: the daily and inference stages only
     manifest["run_id"] = recorded.name[:17] + "da11"
     manifest["stages"] = [s for s in manifest["stages"] if s["stage"] in ("daily", "inference")]
     monkeypatch.setenv("SML_OUTPUTS", str(tmp_path / "outputs"))  # beside no other record
     daily = config.runs_dir() / manifest["run_id"]
     daily.mkdir(parents=True)
-    runs.write_json(daily / runs.MANIFEST, manifest)
+    write_json(daily / MANIFEST, manifest)
     code, said = sml_main("reproduce", daily.name, capsys=capsys)
     assert code == 2 and "starts at the daily stage" in said
 
@@ -175,5 +176,5 @@ def test_the_index_page_links_every_executed_notebook(recorded, browser):
         assert page.locator("body").inner_text(), link  # the HTML copy opened
     page.close()
     page = index.read_text()
-    made_by_the_runner = [m["run_id"] for m in runs.recorded_runs() if not m["run_id"].endswith("feed")]
+    made_by_the_runner = [m["run_id"] for m in recorded_runs() if not m["run_id"].endswith("feed")]
     assert all(f"<td>{run_id}</td>" in page for run_id in made_by_the_runner)  # rewritten at the end of each run

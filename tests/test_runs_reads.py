@@ -14,9 +14,15 @@ import pandas as pd
 import pytest
 from helpers import stores
 
-from serverless_ml import monitoring, runs
-from serverless_ml.pipelines import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, predictions_name
-from serverless_ml.store import login
+from serverless_ml import params
+from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.inference.images import IMAGES
+from serverless_ml.names import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, predictions_name
+from serverless_ml.runs import snapshots
+from serverless_ml.runs.fingerprints import rows_fingerprint
+from serverless_ml.runs.manifest import PREDICTIONS_FILE, Manifest
+from serverless_ml.runs.snapshots import PREDICTION_ID, key_hashes
+from serverless_ml.store.login import login
 
 
 @pytest.fixture
@@ -25,8 +31,8 @@ def store(filled_store_env, tmp_path, monkeypatch):
     env = stores.copy_store(filled_store_env, tmp_path / "copy")
     for name in stores.STORE_VARIABLES:
         monkeypatch.setenv(name, env[name])
-    monkeypatch.setattr(runs, "FINGERPRINT_ROWS", 2)  # many windows, as on a large store
-    monkeypatch.setattr(runs, "KEY_WINDOW_ROWS", 3)
+    monkeypatch.setattr(snapshots, "FINGERPRINT_ROWS", 2)  # many windows, as on a large store
+    monkeypatch.setattr(snapshots, "KEY_WINDOW_ROWS", 3)
     return login("local")
 
 
@@ -37,11 +43,11 @@ def groups(project, dataset: str = "iris") -> tuple:
             fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION))
 
 
-def manifest(folder) -> runs.Manifest:
+def manifest(folder) -> Manifest:
     "A manifest planning iris' daily and inference stages."
-    from serverless_ml.runner import Step
+    from serverless_ml.runs.runner import Step
     folder.mkdir()
-    made = runs.Manifest(folder, "daily", ["daily"], datetime(2026, 11, 30, tzinfo=timezone.utc))
+    made = Manifest(folder, "daily", ["daily"], datetime(2026, 11, 30, tzinfo=timezone.utc))
     made.plan("iris", [Step("daily", {"dataset": "iris"}), Step("inference", {"dataset": "iris"})])
     return made
 
@@ -55,11 +61,11 @@ def test_a_stage_start_records_what_whole_reads_give(store, tmp_path, stage):
     every_row, every_prediction = rows.read(), predictions.read()
     inputs = run.entry("iris", stage)["inputs"]
     assert inputs["feature_group"]["rows"] == before["rows"] == len(every_row)
-    assert inputs["feature_group"]["fingerprint"] == runs.rows_fingerprint(every_row)
-    np.testing.assert_array_equal(before["predictions"], runs.key_hashes(every_prediction[runs.PREDICTION_ID]))
+    assert inputs["feature_group"]["fingerprint"] == rows_fingerprint(every_row)
+    np.testing.assert_array_equal(before["predictions"], key_hashes(every_prediction[PREDICTION_ID]))
     if stage == "inference":
         assert inputs["predictions"] == {"name": predictions_name("iris"), "version": 1, "rows": len(every_prediction),
-                                         "fingerprint": runs.rows_fingerprint(every_prediction)}
+                                         "fingerprint": rows_fingerprint(every_prediction)}
 
 
 def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
@@ -69,7 +75,7 @@ def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
     run.end("iris", "inference", before, store)
     outputs = run.entry("iris", "inference")["outputs"]
     assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
-    kept = pd.read_csv(tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE)
+    kept = pd.read_csv(tmp_path / "run" / "iris" / PREDICTIONS_FILE)
     assert kept.id.tolist() == added.id.tolist()
 
 
@@ -78,11 +84,11 @@ def test_a_round_end_reads_only_the_predictions_written_since_its_start(store, t
     before = run.begin("iris", "inference", {"dataset": "iris"}, store)
     added = stores.daily_and_inference(store, "iris", 1, 12)
     # a daily round on a long history: the end reads the round's few predictions, not every key a window at a time
-    monkeypatch.setattr(runs, "_key_windows", lambda *_: pytest.fail("the end read every prediction key"))
+    monkeypatch.setattr(snapshots, "_key_windows", lambda *_: pytest.fail("the end read every prediction key"))
     run.end("iris", "inference", before, store)
     outputs = run.entry("iris", "inference")["outputs"]
     assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
-    kept = pd.read_csv(tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE)
+    kept = pd.read_csv(tmp_path / "run" / "iris" / PREDICTIONS_FILE)
     assert kept.id.tolist() == added.id.tolist()
 
 
@@ -107,30 +113,29 @@ def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
 
 
 def test_a_daily_stage_records_its_row_and_no_prediction(store, tmp_path):
-    from serverless_ml import monitoring, params, pipelines
     run = manifest(tmp_path / "run")
     before = run.begin("iris", "daily", {"dataset": "iris"}, store)
-    monitoring.add_daily_rows(store, "iris", pipelines.daily_rows("iris", 1, params.check_days(1, None), 3))
+    add_daily_rows(store, "iris", daily_rows("iris", 1, params.check_days(1, None), 3))
     run.end("iris", "daily", before, store)
     outputs = run.entry("iris", "daily")["outputs"]
     assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 0)
-    assert not (tmp_path / "run" / "iris" / runs.PREDICTIONS_FILE).exists()
+    assert not (tmp_path / "run" / "iris" / PREDICTIONS_FILE).exists()
 
 
 RECORD_STAGES = """
 import json, sys
 from datetime import datetime, timezone
 from pathlib import Path
-from serverless_ml import runs
-from serverless_ml.runner import Step
-from serverless_ml.store import login
+from serverless_ml.runs.manifest import Manifest
+from serverless_ml.runs.runner import Step
+from serverless_ml.store.login import login
 project, folder = login("local"), Path(sys.argv[1])
-made = runs.Manifest(folder, "run", ["run"], datetime(2026, 11, 30, tzinfo=timezone.utc))
+made = Manifest(folder, "run", ["run"], datetime(2026, 11, 30, tzinfo=timezone.utc))
 made.plan("iris", [Step(stage, {"dataset": "iris"}) for stage in ("training", "inference")])
 for stage in ("training", "inference"):  # as if the store had no model and no pictures before: all are recorded
     before = made.begin("iris", stage, {"dataset": "iris"}, project)
     made.end("iris", stage, {**before, "models": {}, "images": {}}, project)
-heavy = ("sklearn", "xgboost", "skops", "scipy", "matplotlib", "seaborn", "serverless_ml.pipelines")
+heavy = ("sklearn", "xgboost", "skops", "scipy", "matplotlib", "seaborn", "serverless_ml.training.models")
 print(json.dumps({"loaded": [name for name in heavy if name in sys.modules], "stages": made.data["stages"]}))
 """
 
@@ -147,4 +152,4 @@ def test_recording_a_stage_loads_no_model_statistics_or_plotting_library(filled_
     training, inference = said["stages"]
     assert training["inputs"]["feature_group"]["rows"] > 0 and set(inference["inputs"]) == {"feature_group", "predictions"}
     assert [len(model["model_sha256"]) for model in training["outputs"]["models"]] == [64]  # the model file hashed
-    assert sorted(inference["outputs"]["images"]) == sorted(monitoring.IMAGES)  # every picture the round drew
+    assert sorted(inference["outputs"]["images"]) == sorted(IMAGES)  # every picture the round drew

@@ -5,16 +5,14 @@ Screenshots go to the test's temporary folder and, when SML_SCREENSHOTS names a 
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlparse
 
 import pytest
-from conftest import use_local_store
 from helpers import voila
-from helpers.stores import train
+from helpers.stores import train, using_store
 
-from serverless_ml import apps
-from serverless_ml.store import login
+from serverless_ml.apps.voila import APPS_URL_PATH
+from serverless_ml.store.login import login
 
 pytestmark = pytest.mark.browser
 
@@ -27,13 +25,11 @@ APPS = ("predict", "dashboard", "models")
 def store_env(tmp_path_factory) -> dict:
     "The environment of a temporary store: iris trained twice, titanic once."
     home = tmp_path_factory.mktemp("prefix")
-    with pytest.MonkeyPatch.context() as patch:
-        use_local_store(patch, home)
+    with using_store(home) as env:
         project = login("local")
         for dataset in ("iris", "iris", "titanic"):
             train(project, dataset)
-        return {**os.environ, "SML_HOME": os.environ["SML_HOME"], "SML_OUTPUTS": os.environ["SML_OUTPUTS"],
-                "SML_BACKEND": "local"}
+        return env
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +75,7 @@ def test_the_index_under_the_prefix_links_every_app_and_its_link_opens_the_app(b
 
 def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(browser, server, shot):
     context, page, asked = watched_page(browser)
-    page.goto(server + apps.APPS_URL_PATH.format(app="models"), wait_until="commit")
+    page.goto(server + APPS_URL_PATH.format(app="models"), wait_until="commit")
     table = page.locator(".sml-versions:visible").first
     table.wait_for(timeout=RENDER_TIMEOUT_MS)
     assert table.locator("tbody tr").count() == 2 and "★ used by batch inference" in table.inner_text()
@@ -96,7 +92,7 @@ def test_the_models_page_marks_the_version_in_use_and_shows_two_side_by_side(bro
 
 def test_a_models_link_with_dataset_titanic_opens_its_tab_with_feature_importance(browser, server, tmp_path):
     context, page, _ = watched_page(browser)
-    page.goto(server + apps.APPS_URL_PATH.format(app="models") + "?dataset=titanic", wait_until="commit")
+    page.goto(server + APPS_URL_PATH.format(app="models") + "?dataset=titanic", wait_until="commit")
     importance = page.locator("[aria-label='Feature importance']:visible").first
     importance.wait_for(timeout=RENDER_TIMEOUT_MS)
     assert "sex" in importance.inner_text()

@@ -25,7 +25,7 @@ from helpers import voila
 from helpers.server_settings import voila_settings
 from helpers.stores import copy_store
 
-from serverless_ml import apps
+from serverless_ml.apps.voila import APPS_URL_PATH
 
 APPS = ("predict", "dashboard")
 POOL = sum(voila_settings()["POOL_SIZES"].values())  # preheated kernels at rest, every app's pool
@@ -85,7 +85,7 @@ def get(url: str) -> tuple[int, str]:
 
 def page_url(url: str, app: str) -> str:
     "The address of `app` on the server at `url`."
-    return url + apps.APPS_URL_PATH.format(app=app)
+    return url + APPS_URL_PATH.format(app=app)
 
 
 def rounds_past_the_cap() -> int:
@@ -177,7 +177,7 @@ def preheating(loop, state: str):
         waiting = nbformat.v4.new_code_cell("wait_for_request()")
         if state == "ready":
             waiting.metadata["execution"] = {"iopub.status.busy": "2026-11-30T05:00:00Z"}
-        cells = [nbformat.v4.new_code_cell("from serverless_ml import apps"), waiting]
+        cells = [nbformat.v4.new_code_cell("from serverless_ml.apps.voila import wait_for_request"), waiting]
         entry.set_result({"renderer": SimpleNamespace(executor=SimpleNamespace(nb=SimpleNamespace(cells=cells)))})
     return entry
 

@@ -13,8 +13,10 @@ import textwrap
 import time
 import uuid
 
-from serverless_ml import runner, store
-from serverless_ml.local_store import STALE_AFTER, staging_tag
+from serverless_ml.runs import cli
+from serverless_ml.runs.cli import main
+from serverless_ml.store.local.file import STALE_AFTER, staging_tag
+from serverless_ml.store.login import login
 
 
 def gone_pid() -> int:
@@ -25,11 +27,12 @@ def gone_pid() -> int:
 
 KILLED_WHILE_PLACING = textwrap.dedent("""
     import os, signal, sys
-    from serverless_ml import local_registry, store
+    from serverless_ml.store.local import registry as local_registry
+    from serverless_ml.store.login import login
     def die(*args):  # killed with the copy made, before the rename that publishes it
         os.kill(os.getpid(), signal.SIGKILL)
     local_registry.os.rename = local_registry.os.replace = die
-    project = store.login("local")
+    project = login("local")
     if sys.argv[1] == "model":
         project.get_model_registry().python.create_model("iris_model").save(sys.argv[2])
     else:
@@ -52,7 +55,7 @@ def test_staging_left_by_a_killed_process_is_removed_at_the_next_open(sml_home, 
     killed_while_placing("upload", tmp_path / "latest.png")
     left = [*(sml_home / "registry" / ".staging").iterdir(), *(sml_home / "resources").rglob("*.part")]
     assert len(left) == 2, left
-    project = store.login("local")
+    project = login("local")
     project.get_model_registry(), project.get_dataset_api()
     assert not any(path.exists() for path in left)
     assert project.get_model_registry().get_models("iris_model") == []
@@ -75,7 +78,7 @@ def test_only_staging_whose_process_is_gone_or_a_day_old_is_removed(sml_home):
             path.mkdir()
     day_old = time.time() - STALE_AFTER - 60
     os.utime(removed[-1], (day_old, day_old))
-    project = store.login("local")
+    project = login("local")
     project.get_feature_store(), project.get_model_registry(), project.get_dataset_api()
     assert [path for path in removed if path.exists()] == []
     assert all(path.exists() for path in kept)
@@ -85,7 +88,7 @@ def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, m
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the runner's kernels put their sockets here
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import asyncio, time
-        from serverless_ml.runner import IPCKernelManager
+        from serverless_ml.runs.runner import IPCKernelManager
         async def start():
             manager = IPCKernelManager(kernel_name="python3")
             await manager.start_kernel()
@@ -104,10 +107,10 @@ def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, m
     live = socket.socket(socket.AF_UNIX)  # another run's kernel, still listening
     live.bind(str(tmp_path / "sml-kernel-0123456789ab-1"))
     live.listen()
-    monkeypatch.setattr(runner, "run_all", lambda *args, **kwargs: [])
+    monkeypatch.setattr(cli, "run_all", lambda *args, **kwargs: [])
     deadline = time.monotonic() + 30
     while any(path.exists() for path in left) and time.monotonic() < deadline:
-        runner.main(["daily"])  # the killed kernel needs a moment to notice its parent is gone
+        main(["daily"])  # the killed kernel needs a moment to notice its parent is gone
         time.sleep(0.5)
     assert sorted(tmp_path.glob("sml-kernel-*")) == [tmp_path / "sml-kernel-0123456789ab-1"]
     live.close()

@@ -9,14 +9,14 @@ import textwrap
 
 import pytest
 
-from serverless_ml import store
-from serverless_ml.local_store import connect, store_file
+from serverless_ml.store.local.file import StoreBusyError, connect, store_file
+from serverless_ml.store.login import login
 
 WRITER = textwrap.dedent("""
     import sys, pandas as pd
-    from serverless_ml import store
+    from serverless_ml.store.login import login
     start = int(sys.argv[1])
-    fg = store.login("local").get_feature_store().get_or_create_feature_group(
+    fg = login("local").get_feature_store().get_or_create_feature_group(
         "shared", 1, primary_key=["id"], event_time="event_time")
     for i in range(start, start + 200):
         fg.insert(pd.DataFrame({"id": [i], "value": [i * 0.5], "event_time": [pd.Timestamp.now(tz="UTC")]}))
@@ -25,8 +25,8 @@ WRITER = textwrap.dedent("""
 
 READER = textwrap.dedent("""
     import os, sys, time
-    from serverless_ml import store
-    fs = store.login("local").get_feature_store()
+    from serverless_ml.store.login import login
+    fs = login("local").get_feature_store()
     reads = 0
     while not os.path.exists(sys.argv[1]):
         fg = fs.get_feature_group("shared", 1)
@@ -54,7 +54,7 @@ def test_two_writers_and_a_reader_lose_nothing(sml_home, tmp_path):
         assert writer.returncode == 0 and out.strip() == "done", err
     assert reader.returncode == 0, reader_errors
     assert int(reads) > 0
-    ids = store.login("local").get_feature_store().get_feature_group("shared", 1).read().id
+    ids = login("local").get_feature_store().get_feature_group("shared", 1).read().id
     assert sorted(ids) == list(range(200)) + list(range(1000, 1200))
 
 
@@ -70,8 +70,8 @@ def test_a_file_held_too_long_gives_a_clear_error_naming_it(sml_home, monkeypatc
     try:
         assert holder.stdout.readline().strip() == "holding"
         monkeypatch.setenv("SML_LOCK_TIMEOUT", "0.5")  # the holder keeps the file 30 s: only giving up raises
-        with pytest.raises(store.StoreBusyError, match=str(store_file())):
-            store.login("local").get_feature_store().get_feature_group("shared", 1)
+        with pytest.raises(StoreBusyError, match=str(store_file())):
+            login("local").get_feature_store().get_feature_group("shared", 1)
     finally:
         holder.kill()
         holder.wait()

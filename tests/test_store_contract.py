@@ -8,8 +8,13 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 from hopsworks_common.util import VersionWarning
+from hsml.model_schema import ModelSchema
+from hsml.schema import Schema
 
-from serverless_ml import store
+from serverless_ml.features import datasets, spec
+from serverless_ml.store.expectations import ValidationError, expectation_suite
+from serverless_ml.store.local.file import FeatureStoreError
+from serverless_ml.store.login import login
 
 T0 = pd.Timestamp("2020-01-01", tz="UTC")
 
@@ -26,7 +31,7 @@ def flowers(n: int = 30, start: int = 1, when=T0) -> pd.DataFrame:
 
 @pytest.fixture
 def project(sml_home):
-    return store.login()
+    return login()
 
 
 @pytest.fixture
@@ -40,11 +45,11 @@ def new_group(fs, name="iris", **kwargs):
 
 
 def test_login_picks_backend_from_env(sml_home, monkeypatch):
-    assert store.login().get_feature_store().__class__.__name__ == "LocalFeatureStore"
+    assert login().get_feature_store().__class__.__name__ == "LocalFeatureStore"
     monkeypatch.setenv("SML_BACKEND", "hopsworks")
     monkeypatch.delenv("HOPSWORKS_API_KEY", raising=False)
     with pytest.raises(RuntimeError, match="HOPSWORKS_API_KEY"):
-        store.login()
+        login()
 
 
 def test_project_gives_the_three_services(project, tmp_path):
@@ -106,9 +111,9 @@ def test_column_names_are_lower_cased_with_a_warning(fs):
 def test_first_insert_fixes_the_schema(fs):
     fg = new_group(fs)
     fg.insert(flowers(3))
-    with pytest.raises(store.FeatureStoreError, match=r"extra columns \['colour'\]"):
+    with pytest.raises(FeatureStoreError, match=r"extra columns \['colour'\]"):
         fg.insert(flowers(3, start=10).assign(colour="red"))
-    with pytest.raises(store.FeatureStoreError, match=r"petal_length \(VARCHAR into DOUBLE\)"):
+    with pytest.raises(FeatureStoreError, match=r"petal_length \(VARCHAR into DOUBLE\)"):
         fg.insert(flowers(3, start=10).assign(petal_length="long"))
     assert len(fg.read()) == 3
 
@@ -194,24 +199,24 @@ def test_get_batch_data_has_no_labels_and_filters_time(fs):
 def test_strict_expectations_refuse_the_whole_insert(fs):
     rules = pa.DataFrameSchema({"petal_length": pa.Column(float, pa.Check.in_range(0, 10)),
                                 "variety": pa.Column(str, pa.Check.isin(["Setosa", "Versicolor", "Virginica"]))})
-    fg = new_group(fs, expectation_suite=store.expectation_suite(rules, policy="STRICT"))
+    fg = new_group(fs, expectation_suite=expectation_suite(rules, policy="STRICT"))
     bad = flowers(5)
     bad.loc[3, "petal_length"] = 42.0
     bad.loc[4, "variety"] = "Rose"
-    with pytest.raises(store.ValidationError, match=r"index 3, 4") as refused:
+    with pytest.raises(ValidationError, match=r"index 3, 4") as refused:
         fg.insert(bad)
     assert refused.value.report.failing_columns == ["petal_length", "variety"]
     assert fs.get_feature_group("iris", 1) is None  # nothing written, not even the group
     fg.insert(flowers(5))
     stored = fs.get_feature_group("iris", 1)  # the suite is stored with the group
-    with pytest.raises(store.ValidationError):
+    with pytest.raises(ValidationError):
         stored.insert(bad)
     assert len(stored.read()) == 5
 
 
 def test_always_expectations_insert_and_report(fs):
     rules = pa.DataFrameSchema({"petal_length": pa.Column(float, pa.Check.le(5))})
-    fg = new_group(fs, expectation_suite=store.expectation_suite(rules, policy="ALWAYS"))
+    fg = new_group(fs, expectation_suite=expectation_suite(rules, policy="ALWAYS"))
     _, report = fg.insert(flowers(60))
     assert not report.success and report.ingestion_result == "INGESTED" and report.failing_columns == ["petal_length"]
     assert len(fg.read()) == 60
@@ -226,7 +231,7 @@ def test_model_registry_versions_metadata_and_best(project, fs, tmp_path):
     folder.mkdir()
     (folder / "model.json").write_text("{}")
     mr = project.get_model_registry()
-    schema = store.ModelSchema(store.Schema(X_train), store.Schema(y_train))
+    schema = ModelSchema(Schema(X_train), Schema(y_train))
     for accuracy in (0.8, 0.9, 0.85):
         model = mr.sklearn.create_model("iris_model", metrics={"accuracy": accuracy}, description="knn",
                                         input_example=X_train.head(1), model_schema=schema, feature_view=fv)
@@ -290,8 +295,7 @@ def test_a_feature_view_read_back_splits_like_the_new_one(fs):
 
 
 def test_rows_read_back_insert_again_through_a_group_fetched_from_the_catalog(fs):
-    from serverless_ml import datasets
-    strict = store.expectation_suite(datasets.schema("iris"), policy="STRICT")
+    strict = expectation_suite(spec.schema("iris"), policy="STRICT")
     new_group(fs, expectation_suite=strict).insert(datasets.load("iris"), wait=True)  # times in ns, as loaded
     fetched = fs.get_feature_group("iris", version=1)  # its suite read back from the catalog's JSON
     rows = fetched.read().sort_values("flower_id").head(3)
@@ -299,5 +303,5 @@ def test_rows_read_back_insert_again_through_a_group_fetched_from_the_catalog(fs
     fetched.insert(rows.assign(petal_length=[1.1, 1.2, 1.3]), wait=True)  # a correction of three rows
     again = fetched.read().sort_values("flower_id")
     assert len(again) == 150 and again.petal_length.head(3).tolist() == [1.1, 1.2, 1.3]
-    with pytest.raises(store.ValidationError, match="event_time"):  # still a UTC time, at whatever unit
+    with pytest.raises(ValidationError, match="event_time"):  # still a UTC time, at whatever unit
         fetched.insert(rows.assign(event_time=rows.event_time.dt.tz_localize(None)), wait=True)

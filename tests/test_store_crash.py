@@ -10,14 +10,14 @@ import textwrap
 
 import pandas as pd
 
-from serverless_ml import store
+from serverless_ml.store.login import login
 
 BATCH = 50
 
 INSERT_LOOP = textwrap.dedent(f"""
     import pandas as pd
-    from serverless_ml import store
-    fg = store.login("local").get_feature_store().get_or_create_feature_group(
+    from serverless_ml.store.login import login
+    fg = login("local").get_feature_store().get_or_create_feature_group(
         "crash", 1, primary_key=["id"], event_time="event_time")
     for batch in range(10_000):
         ids = range(batch * {BATCH}, (batch + 1) * {BATCH})
@@ -27,13 +27,13 @@ INSERT_LOOP = textwrap.dedent(f"""
 
 REGISTER_LOOP = textwrap.dedent("""
     import os, sys
+    from serverless_ml.store.login import login
     from pathlib import Path
-    from serverless_ml import store
     folder = Path(sys.argv[1])
     folder.mkdir()
     for i in range(20):
         (folder / f"part{i}.json").write_text("x" * 200_000)
-    mr = store.login("local").get_model_registry()
+    mr = login("local").get_model_registry()
     for n in range(10_000):
         mr.python.create_model("crash_model", metrics={"accuracy": 0.5}).save(str(folder))
         print(n, flush=True)
@@ -54,7 +54,7 @@ def run_until(code: str, lines: int, *args: str) -> None:
 
 def test_kill_during_insert_loop_leaves_whole_batches(sml_home):
     run_until(INSERT_LOOP, 5)
-    fg = store.login("local").get_feature_store().get_feature_group("crash", 1)
+    fg = login("local").get_feature_store().get_feature_group("crash", 1)
     ids = fg.read().id
     assert len(ids) >= 5 * BATCH and len(ids) % BATCH == 0
     assert sorted(ids) == list(range(len(ids)))  # whole batches, in order, none half-written
@@ -64,7 +64,7 @@ def test_kill_during_insert_loop_leaves_whole_batches(sml_home):
 
 def test_kill_during_registration_leaves_no_half_version(sml_home, tmp_path):
     run_until(REGISTER_LOOP, 3, str(tmp_path / "model"))
-    mr = store.login("local").get_model_registry()
+    mr = login("local").get_model_registry()
     models = mr.get_models("crash_model")
     assert [m.version for m in models] == list(range(1, len(models) + 1)) and len(models) >= 3
     for model in models:

@@ -13,8 +13,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from serverless_ml import store
-from serverless_ml.local_store import STORE_FILE, WRITES_FILE, StoreDamagedError, store_file, wal_file
+from serverless_ml.store.local.file import STORE_FILE, WRITES_FILE, StoreDamagedError, store_file, wal_file
+from serverless_ml.store.login import login
 
 GROUPS = ("iris_1", "iris_predictions_1", "titanic_1", "titanic_predictions_1")
 DAY = pd.Timestamp("2020-01-01", tz="UTC")
@@ -49,13 +49,13 @@ def rows(ids, day=DAY) -> pd.DataFrame:
 
 def group():
     "The test feature group, through the public API."
-    fs = store.login("local").get_feature_store()
+    fs = login("local").get_feature_store()
     return fs.get_or_create_feature_group("kept", 1, primary_key=["id"], event_time="event_time")
 
 
 UNFOLDED_WRITES = textwrap.dedent("""
     import os, signal
-    from serverless_ml import local_store
+    from serverless_ml.store.local import file as local_store
     def record_then_die(con, path, opened):
         local_store._record_writes(path, local_store._store_state(con))
         os.kill(os.getpid(), signal.SIGKILL)  # killed after recording its writes, before folding them
@@ -93,7 +93,7 @@ def test_writes_left_in_the_log_are_kept_and_folded_at_the_next_write(sml_home):
 OPERATIONS = {  # each on a group object taken before the damage, as a notebook session holds one
     "read": lambda fg: fg.read(),
     "insert": lambda fg: fg.insert(rows(range(1000, 1010))),  # opens the file for writing at once
-    "get_feature_group": lambda fg: store.login("local").get_feature_store().get_feature_group("kept", 1),
+    "get_feature_group": lambda fg: login("local").get_feature_store().get_feature_group("kept", 1),
 }
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from serverless_ml import store
+from serverless_ml.store.expectations import ValidationError, expectation_suite
+from serverless_ml.store.login import login
 
 VARIABLES = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST", "HOPSWORKS_PORT")
 
@@ -30,11 +31,11 @@ def test_missing_variables_fail_at_once_naming_them(clean_env, present, missing)
     for name, value in present.items():
         clean_env.setenv(name, value)
     with pytest.raises(RuntimeError, match=missing):
-        store.login("hopsworks")
+        login("hopsworks")
 
 
 def test_no_prompt_even_without_a_terminal(tmp_path):
-    code = "from serverless_ml import store\ntry:\n    store.login('hopsworks')\nexcept RuntimeError as e:\n    print(e)"
+    code = "from serverless_ml.store.login import login\ntry:\n    login('hopsworks')\nexcept RuntimeError as e:\n    print(e)"
     env = {"PATH": "/usr/bin:/bin", "SML_HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=60, env=env)
@@ -85,15 +86,15 @@ def test_login_passes_env_values_and_wraps_the_sdk(clean_env):
     clean_env.setenv("HOPSWORKS_PROJECT", "demo")
     clean_env.setenv("HOPSWORKS_HOST", "my.cluster")
     clean_env.setenv("HOPSWORKS_PORT", "8181")
-    wrapped = store.login("hopsworks")
+    wrapped = login("hopsworks")
     assert seen == {"api_key_value": "secret", "project": "demo", "host": "my.cluster", "port": 8181}
     assert wrapped.name == "demo" and wrapped.get_model_registry() == "registry"
 
-    rules = store.expectation_suite(pa.DataFrameSchema({"petal_length": pa.Column(float, pa.Check.ge(0))}))
+    rules = expectation_suite(pa.DataFrameSchema({"petal_length": pa.Column(float, pa.Check.ge(0))}))
     fg = wrapped.get_feature_store().get_or_create_feature_group("iris", 1, primary_key=["id"],
                                                                  expectation_suite=rules)
     assert project.store.calls == [{"primary_key": ["id"]}]  # the pandera suite never reaches the SDK
-    with pytest.raises(store.ValidationError, match="index 1"):
+    with pytest.raises(ValidationError, match="index 1"):
         fg.insert(pd.DataFrame({"Petal Length": [1.0, -2.0]}))
     assert project.store.group.inserted == []
     job, report = fg.insert(pd.DataFrame({"petal_length": [1.0]}))

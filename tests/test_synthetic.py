@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serverless_ml import datasets, synthetic
-from serverless_ml.datasets import SPECS
+from serverless_ml.features import datasets, synthetic
+from serverless_ml.features.spec import DATASETS, SPECS, schema
 
 
 @pytest.fixture(scope="module")
@@ -14,22 +14,22 @@ def passengers():
     return synthetic.generate("titanic", 10_000, seed=11)
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_same_schema_as_load_and_valid(dataset):
     rows = synthetic.generate(dataset, 300, seed=1)
     assert list(rows.columns) == SPECS[dataset].columns
     assert rows.dtypes.to_dict() == datasets.load(dataset).dtypes.to_dict()
-    datasets.schema(dataset).validate(rows, lazy=True)
+    schema(dataset).validate(rows, lazy=True)
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_same_seed_same_rows_other_seed_other_rows(dataset):
     first = synthetic.generate(dataset, 200, seed=5, event_time="2026-11-01")
     pd.testing.assert_frame_equal(first, synthetic.generate(dataset, 200, seed=5, event_time="2026-11-01"))
     assert not first.equals(synthetic.generate(dataset, 200, seed=6, event_time="2026-11-01"))
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_ids_never_collide_with_real_rows_or_other_days(dataset):
     key = SPECS[dataset].primary_key[0]
     real = set(datasets.load(dataset)[key])
@@ -77,7 +77,7 @@ def test_bad_arguments_are_named():
         synthetic.generate("penguins", 5)
 
 
-@pytest.mark.parametrize("dataset", datasets.DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_model_accuracy_on_synthetic_rows_within_10_points_of_real(dataset):
     report = synthetic.synthetic_vs_real(dataset, n=10_000)
     print(dataset, report)

@@ -11,7 +11,9 @@ import re
 import pandas as pd
 import pytest
 
-from serverless_ml import datasets
+from serverless_ml.features import datasets
+from serverless_ml.features.spec import HISTORICAL_TIME
+from serverless_ml.features.titanic import check_source_url
 
 HEADER = "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
 
@@ -106,9 +108,9 @@ def test_only_http_urls_or_paths_are_read(source):
     scheme = source.split("://")[0].lower()
     with pytest.raises(ValueError, match=re.escape(f"source={source!r}: {scheme}:// URLs are not read. Give an http(s) "
                                                    "URL, or a local file by its path (e.g. data/train.csv).")):
-        datasets.check_source_url(source)
+        check_source_url(source)
     for fine in ("https://example.org/train.csv", "HTTP://example.org/train.csv", "data/train.csv", "a:b.csv"):
-        assert datasets.check_source_url(fine) == fine
+        assert check_source_url(fine) == fine
 
 
 def test_several_implausible_values_show_the_first_three_cut_to_24_characters(tmp_path):
@@ -137,5 +139,5 @@ def test_a_clean_file_is_typed_and_cleaned_like_the_bundled_table(tmp_path):
     assert frame.ticket_group_size.tolist() == [2, 2, 1, 1]  # rows sharing ticket A1
     assert frame.fare_per_person[:2].tolist() == [15.0, 15.0] and pd.isna(frame.fare_per_person[2])
     assert frame.survived.tolist() == [1, 0, 1, 1] and frame.survived.dtype == "int64"
-    assert (frame.event_time == datasets.HISTORICAL_TIME).all()
+    assert (frame.event_time == HISTORICAL_TIME).all()
     assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()

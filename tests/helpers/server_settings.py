@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import runpy
 
-from serverless_ml import apps
+from serverless_ml.apps.voila import voila_settings_folder
 
 
 class _Config:
@@ -18,4 +18,4 @@ class _Config:
 
 def voila_settings() -> dict:
     "The globals of notebooks/apps_server/voila.py, run with a stand-in for traitlets' config."
-    return runpy.run_path(str(apps.voila_settings_folder() / "voila.py"), init_globals={"get_config": _Config})
+    return runpy.run_path(str(voila_settings_folder() / "voila.py"), init_globals={"get_config": _Config})

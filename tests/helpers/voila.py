@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import psutil
 
-from serverless_ml import apps
+from serverless_ml.apps.voila import url_prefix, voila_command
 
 PORT_ATTEMPTS = 3  # a server that loses its port to another process is retried on a new one
 
@@ -54,7 +54,7 @@ def _await(server: subprocess.Popen, url: str, deadline: float) -> bool:
 
 
 @contextmanager
-def running_voila(folder: Path | None = None,  # the served folder; `apps.apps_folder()` when None
+def running_voila(folder: Path | None = None,  # the served folder; `apps_folder()` when None
                   env: dict | None = None,  # environment of the server and its kernels; this one when None
                   log_path: Path | None = None,  # where the server's output goes; discarded when None
                   timeout: float = 150,  # seconds to wait for the server to answer (it opens its port once
@@ -62,16 +62,16 @@ def running_voila(folder: Path | None = None,  # the served folder; `apps.apps_f
                   options: tuple = (),  # extra command-line settings, e.g. `--MappingKernelManager.cull_interval=2`
                   base_url: str = "/",  # the path prefix the server serves under, e.g. "/ml/"
                   ):
-    "An `apps.voila_command` server on a free port for a `with` block; yields its URL with the prefix (no final /)."
+    "An `voila_command` server on a free port for a `with` block; yields its URL with the prefix (no final /)."
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     deadline = time.monotonic() + timeout
     try:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port()  # free now; another process may still take it before Voila binds it
             # Voila would move to the next port on its own, where we would not look: make it exit instead
-            command = [*apps.voila_command(port, folder, base_url), "--Voila.port_retries=0", *options]
+            command = [*voila_command(port, folder, base_url), "--Voila.port_retries=0", *options]
             server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            url = f"http://127.0.0.1:{port}{apps.url_prefix(base_url).rstrip('/')}"
+            url = f"http://127.0.0.1:{port}{url_prefix(base_url).rstrip('/')}"
             if _await(server, url, deadline):
                 break
             stop(server)
