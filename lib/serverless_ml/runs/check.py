@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier
 
-from ..config import backend_name, namespaced
+from ..config import backend_name
+from ..names import check_folder, check_name
 from ..store.groups import read_since, WRITE_PATH
 from ..store.login import login, versions_line
 from ..store.resources import put_file
@@ -36,10 +36,10 @@ class Check:
     "Scratch objects under one unique name, and the steps that make, read and delete them."
 
     def __init__(self, project):
-        self.project, self.name = project, namespaced(f"sml_check_{uuid.uuid4().hex[:8]}")
+        self.project, self.name = project, check_name()
         self.fs, self.mr, self.api = project.get_feature_store(), project.get_model_registry(), project.get_dataset_api()
         self.group = self.view = self.model = None
-        self.folder = f"Resources/{self.name}"
+        self.folder = check_folder()
 
 # %% ../../../notebooks/lib/runs/07_check.ipynb #c4de1890
 def _make_group(check: Check) -> str:

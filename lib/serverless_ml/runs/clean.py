@@ -6,42 +6,50 @@
 from __future__ import annotations
 
 from ..config import backend_name, namespace
-from ..features.spec import DATASETS
-from ..names import (FEATURE_GROUP_VERSION, FEATURE_VIEW_VERSION, group_name, images_folder,
-                                 model_name, predictions_name, PREDICTIONS_VERSION, state_folder)
+from ..names import project_objects as named_objects
+from ..names import StoreObject
 from ..store.login import login
 
 # %% auto #0
 __all__ = ['project_objects', 'clean']
 
 # %% ../../../notebooks/lib/runs/08_clean.ipynb #85b7538b
-def project_objects(project) -> list[tuple[str, str, object]]:
-    "`(kind, name, object)` of every object this project made within the namespace, views first."
-    fs, mr, api = project.get_feature_store(), project.get_model_registry(), project.get_dataset_api()
-    found = []
-    for dataset in DATASETS:
-        view = fs.get_feature_view(group_name(dataset), version=FEATURE_VIEW_VERSION)
-        found += [("feature view", f"{group_name(dataset)} v{FEATURE_VIEW_VERSION}", view)] if view else []
-    for dataset in DATASETS:
-        for name, version in ((group_name(dataset), FEATURE_GROUP_VERSION), (predictions_name(dataset), PREDICTIONS_VERSION)):
-            group = fs.get_feature_group(name, version=version)
-            found += [("feature group", f"{name} v{version}", group)] if group else []
-        found += [("model", f"{model_name(dataset)} v{m.version}", m) for m in mr.get_models(model_name(dataset)) or []]
-        found += [("folder", folder, folder) for folder in (images_folder(dataset), state_folder(dataset))
-                  if api.exists(folder)]
-    return found
+def _found(project, thing: StoreObject) -> list[tuple[str, object]]:
+    "`(label, handle)` of `thing` in the store: one for a view, group or folder that exists, one per model version."
+    if thing.kind == "model":
+        versions = project.get_model_registry().get_models(thing.name) or []
+        return [(f"model {thing.name} v{model.version}", model) for model in versions]
+    fs = project.get_feature_store()
+    lookup = {"feature view": lambda: fs.get_feature_view(thing.name, version=thing.version),
+              "feature group": lambda: fs.get_feature_group(thing.name, version=thing.version),
+              "folder": lambda: thing.name if project.get_dataset_api().exists(thing.name) else None}
+    handle = lookup[thing.kind]()
+    return [(str(thing), handle)] if handle is not None else []
+
+
+def project_objects(project) -> list[tuple[str, object]]:
+    "`(label, handle)` of every object of this project the store holds, within the namespace, in deletion order."
+    return [found for thing in named_objects() for found in _found(project, thing)]
 
 # %% ../../../notebooks/lib/runs/08_clean.ipynb #e9ad6915
+def _delete(project, label: str, handle) -> None:
+    "Delete one found object: a folder through the dataset API, anything else by its own `delete`."
+    if label.startswith("folder "):
+        project.get_dataset_api().remove(handle)
+    else:
+        handle.delete()
+
+
 def clean(backend: str | None = None, yes: bool = False, out=print) -> int:
     "List (or with `yes`, delete) this project's objects on the backend; returns how many."
     project = login(backend)
     found = project_objects(project)
     scope = f"namespace {namespace()!r}" if namespace() else "no namespace (SML_NAMESPACE unset)"
     out(f"{len(found)} object(s) of this project on the {backend_name(backend)} backend, {scope}:")
-    for kind, name, thing in found:
+    for label, handle in found:
         if yes:
-            project.get_dataset_api().remove(thing) if kind == "folder" else thing.delete()
-        out(f"  {'deleted' if yes else 'would delete'} {kind} {name}")
+            _delete(project, label, handle)
+        out(f"  {'deleted' if yes else 'would delete'} {label}")
     if found and not yes:
         out("Nothing deleted: run `sml-run clean --yes` to delete them.")
     return len(found)
