@@ -34,7 +34,6 @@ from serverless_ml.inference.quality import QUALITY_COLUMNS, QUALITY_GROUP
 from serverless_ml.inference.state import predictions_group
 from serverless_ml.inference.watch import WINDOW_FILE, watch_round
 from serverless_ml.names import images_folder
-from serverless_ml.runs.snapshots import PREDICTION_ID, _added_keys, key_hashes
 from serverless_ml.store.expectations import ValidationError
 from serverless_ml.store.groups import SchemaMismatchError, read_since
 from serverless_ml.store.hopsworks import (
@@ -215,28 +214,6 @@ def test_time_windows_reach_the_cluster_as_a_query_filter_on_event_time(cluster)
     condition = sent["filter"]["leftFilter"]
     assert (condition["feature"]["name"], condition["condition"], condition["value"]) == \
         ("event_time", "GREATER_THAN_OR_EQUAL", "2026-11-02 08:30:15")  # whole seconds, any server version
-
-
-def test_a_stage_end_asks_the_cluster_only_for_the_predictions_written_since_it_started(cluster):
-    made = pd.Timestamp("2026-11-30 06:00:00.25", tz="UTC")
-    logged = pd.DataFrame({"id": [7], "event_time": [made], "prediction": ["Setosa"], "outcome": ["Setosa"],
-                           "model_version": [1], "prediction_time": [made]}).astype({"event_time": "datetime64[us, UTC]",
-                                                                                     "prediction_time": "datetime64[us, UTC]"})
-    upsert(predictions_group(cluster.fs, "iris"), logged)
-    sent = {}
-
-    def construct_query(api, query):
-        sent.update(json.loads(query.json()))
-        return mock.MagicMock()
-
-    with mock.patch("hsfs.core.query_constructor_api.QueryConstructorApi._construct_query", construct_query), \
-            mock.patch.object(python_engine.Engine, "_sql", return_value=logged[PREDICTION_ID]):
-        added = _added_keys(key_hashes(None), cluster.groups[("iris_predictions", 1)], made)
-    assert added.id.tolist() == [7]
-    assert [feature["name"] for feature in sent["leftFeatures"]] == PREDICTION_ID  # two columns, not the rows
-    condition = sent["filter"]["leftFilter"]
-    assert (condition["feature"]["name"], condition["condition"], condition["value"]) == \
-        ("prediction_time", "GREATER_THAN_OR_EQUAL", "2026-11-30 06:00:00")  # whole seconds: never later than asked
 
 
 def test_the_training_split_is_seeded_on_hopsworks_where_train_test_split_is_not(cluster):

@@ -29,6 +29,7 @@ from serverless_ml.inference.state import PREDICTION_COLUMNS
 from serverless_ml.names import model_name, predictions_name
 from serverless_ml.params import check_params
 from serverless_ml.runs import runner
+from serverless_ml.runs.stage_report import PREDICTIONS_FILE, read_report
 from serverless_ml.store.login import login
 from serverless_ml.training import models
 from serverless_ml.training.registry import load_best_model
@@ -124,6 +125,13 @@ def test_every_stage_runs_with_small_parameters(store):
         assert dict(zip(new.id, new.prediction, strict=True)) == expected and len(expected) == 3
         for name in IMAGES:
             assert project.get_dataset_api().exists(f"Resources/images/{dataset}/{name}"), name
+        # each stage reported what it wrote to the run's record folder (SML_RECORDS, set by the runner)
+        reported = {stage: read_report(config.run_dir("backfill"), dataset, stage) for stage in ("daily", "inference")}
+        assert reported["daily"]["outputs"]["rows_written"] == 3
+        assert reported["inference"]["outputs"]["predictions_written"] == 3
+        assert sorted(reported["inference"]["outputs"]["images"]) == sorted(IMAGES)
+        kept = pd.read_csv(config.run_dir("backfill", dataset) / PREDICTIONS_FILE)
+        assert sorted(kept.id) == sorted(new.id)
 
 
 # (stage, parameters, what the message says, through papermill?): the inference case runs its notebook;
@@ -235,7 +243,7 @@ def test_a_second_training_registers_version_2_and_inference_uses_the_best_by_cv
 
 
 def test_no_record_contains_the_api_key(store):
-    records = [path for path in config.outputs_dir().rglob("*") if path.suffix in (".ipynb", ".html")]
+    records = [path for path in config.outputs_dir().rglob("*") if path.suffix in (".ipynb", ".html", ".json", ".csv")]
     assert len(records) >= 8  # at least the setup run's: feature and training of both datasets, .ipynb and .html
     leaked = [path for path in records if FAKE_KEY in path.read_text(encoding="utf-8")]
     assert leaked == []

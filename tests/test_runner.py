@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from serverless_ml import config
-from serverless_ml.runs import runner
+from serverless_ml.runs import cli, runner
 from serverless_ml.runs.cli import main, parse_args
 
 
@@ -120,3 +120,29 @@ def test_parallel_stage_kernels_listen_on_their_own_unix_sockets(stages, capsys)
     assert len(endpoints) == 4  # one socket prefix per kernel, never shared
     for prefix in endpoints:  # the socket files are gone once the kernel has shut down
         assert not list(Path(prefix).parent.glob(Path(prefix).name + "-*")), prefix
+
+
+# Writing the index never changes a stage's exit code (issue 26): whatever is wrong with the other records or the
+# index file, an alert's exit 3 reaches cron. `run_alerts` stands in for a round that raised an alert.
+INDEX_TROUBLE = {"a record cut short": "{broken", "an empty record": "{}", "a list": "[]",
+                 "a run id edited to a script": "javascript", "an index that is a folder": None}
+
+
+@pytest.mark.parametrize("trouble", INDEX_TROUBLE)
+def test_writing_the_index_never_changes_the_exit_code(trouble, stages, monkeypatch, capsys):
+    runs = config.runs_dir()
+    if INDEX_TROUBLE[trouble] is None:
+        (runs / "index.html").mkdir(parents=True)
+    else:
+        assert main(["daily", "--datasets", "iris"]) == 0  # a run whose record the trouble is in
+        [older] = [p for p in runs.iterdir() if p.is_dir()]
+        text = INDEX_TROUBLE[trouble]
+        if text == "javascript":
+            text = (older / "run.json").read_text().replace(f'"{older.name}"', '"javascript:alert(1)"', 1)
+        (older / "run.json").write_text(text)
+        capsys.readouterr()
+    monkeypatch.setattr(cli, "run_alerts", lambda results, stamp: {"iris": ["an alert"]})
+    monkeypatch.setattr(cli, "alert_exit", lambda found, fail_on_alert: cli.ALERT_EXIT if found else 0)
+    assert main(["daily", "--datasets", "iris"]) == cli.ALERT_EXIT
+    warning = capsys.readouterr().err
+    assert "Warning: " in warning and ("skipped " in warning or "index page" in warning), warning

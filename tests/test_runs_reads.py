@@ -1,95 +1,133 @@
-"""The run manifest's snapshots read a large store in event-time windows, once per stage, and record the
-same counts, fingerprints and added predictions as whole reads; the local store's cheaper read of zoned
-times gives the same frames."""
+"""The runner's records read the store as little as the record needs: not at all. Each stage reports what it
+read and wrote from what it holds in memory (`runs.stage_report`), and the runner folds those reports and
+papermill's own record into run.json. The reports say what the store says: the rows, the predictions, the
+pictures and the model the stages wrote. The local store's read of zoned times is checked here too."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import timezone
 
-import numpy as np
+import duckdb
 import pandas as pd
 import pytest
 from helpers import stores
 
 from serverless_ml import params
 from serverless_ml.features.daily import add_daily_rows, daily_rows
+from serverless_ml.inference.batch import predict_new_rows
 from serverless_ml.inference.images import IMAGES
-from serverless_ml.names import FEATURE_GROUP_VERSION, PREDICTIONS_VERSION, group_name, predictions_name
-from serverless_ml.runs import snapshots
-from serverless_ml.runs.fingerprints import rows_fingerprint
-from serverless_ml.runs.manifest import PREDICTIONS_FILE, Manifest
-from serverless_ml.runs.snapshots import PREDICTION_ID, key_hashes
+from serverless_ml.names import images_folder, model_name
+from serverless_ml.runs import cli
+from serverless_ml.runs.fingerprints import rows_fingerprint, sha256_file
+from serverless_ml.runs.manifest import read_manifest
+from serverless_ml.runs.stage_report import (
+    PREDICTIONS_FILE,
+    RECORDS,
+    read_report,
+    report_daily,
+    report_inference,
+    report_training,
+)
 from serverless_ml.store.login import login
+from serverless_ml.store.model_files import MODEL_FILE
+from serverless_ml.training.registry import train_and_register
 
 
 @pytest.fixture
 def store(filled_store_env, tmp_path, monkeypatch):
-    "A copy of the filled store (history, a model, 3 days of predictions), used by this process; windows of 2 rows."
+    "A copy of the filled store (history, a model, 3 days of predictions), used by this process; reports in `records`."
     env = stores.copy_store(filled_store_env, tmp_path / "copy")
     for name in stores.STORE_VARIABLES:
         monkeypatch.setenv(name, env[name])
-    monkeypatch.setattr(snapshots, "FINGERPRINT_ROWS", 2)  # many windows, as on a large store
-    monkeypatch.setattr(snapshots, "KEY_WINDOW_ROWS", 3)
+    monkeypatch.setenv(RECORDS, str(tmp_path / "records"))  # as the runner sets it for its stage kernels
     return login("local")
 
 
-def groups(project, dataset: str = "iris") -> tuple:
-    "The feature group and the predictions group of `dataset`."
-    fs = project.get_feature_store()
-    return (fs.get_feature_group(group_name(dataset), version=FEATURE_GROUP_VERSION),
-            fs.get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION))
+def test_the_daily_and_inference_reports_say_what_the_store_got(store, tmp_path):
+    rows = daily_rows("iris", 4, params.check_days(1, None), 3)
+    report_daily("iris", rows, add_daily_rows(store, "iris", rows))
+    done = predict_new_rows(store, "iris")
+    report_inference(done)
+    daily, inference = (read_report(tmp_path / "records", "iris", stage) for stage in ("daily", "inference"))
+    stored = store.get_feature_store().get_feature_group("iris", version=1).read()
+    written = stored[stored.flower_id.isin(rows.flower_id)]
+    assert daily["outputs"] == {"rows_written": 4, "rows_fingerprint": rows_fingerprint(written)}
+    assert inference["outputs"]["predictions_written"] == 4 and len(done.predictions) == 4
+    kept = pd.read_csv(tmp_path / "records" / "iris" / PREDICTIONS_FILE)
+    assert sorted(kept.id) == sorted(rows.flower_id)
+    api = store.get_dataset_api()
+    for name in IMAGES:  # the digest of what the round drew is the digest of the file in the store
+        uploaded = api.download(f"{images_folder('iris')}/{name}", local_path=str(tmp_path / name), overwrite=True)
+        assert inference["outputs"]["images"][name] == sha256_file(uploaded), name
+    assert inference["inputs"] == {"model": {"name": model_name("iris"), "version": done.model_version}}
 
 
-def manifest(folder) -> Manifest:
-    "A manifest planning iris' daily and inference stages."
-    from serverless_ml.runs.runner import Step
-    folder.mkdir()
-    made = Manifest(folder, "daily", ["daily"], datetime(2026, 11, 30, tzinfo=timezone.utc))
-    made.plan("iris", [Step("daily", {"dataset": "iris"}), Step("inference", {"dataset": "iris"})])
-    return made
+def test_the_training_report_holds_the_rows_it_read_and_the_model_it_registered(store, tmp_path):
+    trained = train_and_register(store, "iris")
+    report_training(trained)
+    [model] = read_report(tmp_path / "records", "iris", "training")["outputs"]["models"]
+    registered = store.get_model_registry().get_model(model_name("iris"), version=model["version"])
+    assert model["version"] == 2 and model["metrics"] == registered.training_metrics
+    assert model["model_sha256"] == sha256_file(f"{registered.download()}/{MODEL_FILE}")
+    read = read_report(tmp_path / "records", "iris", "training")["inputs"]["feature_view"]
+    assert read["rows"] == len(store.get_feature_store().get_feature_group("iris", version=1).read())  # 150 + 3
 
 
-@pytest.mark.parametrize("stage", ["daily", "inference"])
-def test_a_stage_start_records_what_whole_reads_give(store, tmp_path, stage):
-    stores.daily_and_inference(store, "iris", 12, 5)  # 15 predictions, 8 windows
-    rows, predictions = groups(store)
-    run = manifest(tmp_path / "run")
-    before = run.begin("iris", stage, {"dataset": "iris"}, store)
-    every_row, every_prediction = rows.read(), predictions.read()
-    inputs = run.entry("iris", stage)["inputs"]
-    assert inputs["feature_group"]["rows"] == before["rows"] == len(every_row)
-    assert inputs["feature_group"]["fingerprint"] == rows_fingerprint(every_row)
-    np.testing.assert_array_equal(before["predictions"], key_hashes(every_prediction[PREDICTION_ID]))
-    if stage == "inference":
-        assert inputs["predictions"] == {"name": predictions_name("iris"), "version": 1, "rows": len(every_prediction),
-                                         "fingerprint": rows_fingerprint(every_prediction)}
+def test_a_run_record_opens_no_store_connection_in_the_runner(store, tmp_path, monkeypatch, capsys):
+    # Before, the runner fingerprinted the feature group and the prediction keys around every stage: a daily
+    # round opened 19 connections to the store file in the runner process and read its whole history.
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *args, **kwargs: opened.append(args) or real_connect(*args, **kwargs))
+    monkeypatch.setattr(cli, "run_alerts", lambda results, stamp: {})  # the alerts are read on their own
+    assert cli.main(["daily", "--datasets", "iris", "--rows", "2"]) == 0, capsys.readouterr()
+    assert opened == []
+    [folder] = [p for p in (tmp_path / "copy" / "outputs" / "runs").iterdir() if p.is_dir()]
+    daily, inference = read_manifest(folder)["stages"]
+    assert daily["outputs"]["rows_written"] == 2 and inference["outputs"]["predictions_written"] == 2
 
 
-def test_a_round_records_its_added_row_and_prediction(store, tmp_path):
-    run = manifest(tmp_path / "run")
-    before = run.begin("iris", "inference", {"dataset": "iris"}, store)
-    added = stores.daily_and_inference(store, "iris", 1, 11)
-    run.end("iris", "inference", before, store)
-    outputs = run.entry("iris", "inference")["outputs"]
-    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
-    kept = pd.read_csv(tmp_path / "run" / "iris" / PREDICTIONS_FILE)
-    assert kept.id.tolist() == added.id.tolist()
+RECORD_STAGES = """
+import json, sys
+from datetime import datetime, timezone
+from pathlib import Path
+import nbformat
+import serverless_ml.runs.cli
+from serverless_ml.runs.manifest import Manifest
+from serverless_ml.runs.runner import Step
+from serverless_ml.runs.stage_report import write_report
+folder = Path(sys.argv[1])
+made = Manifest(folder, "daily", ["daily"], datetime(2026, 11, 30, tzinfo=timezone.utc))
+made.plan("iris", [Step("daily", {"dataset": "iris"})])
+made.begin("iris", "daily")
+executed = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"},
+                                             "papermill": {"parameters": {"dataset": "iris"}, "duration": 1.5,
+    "start_time": "2026-11-30T00:00:00+00:00", "end_time": "2026-11-30T00:00:01.5+00:00", "exception": None}})
+executed.cells = [nbformat.v4.new_code_cell('dataset: str = "titanic"', metadata={"tags": ["parameters"]})]
+(folder / "iris").mkdir()
+nbformat.write(executed, folder / "iris" / "3_daily_feature_pipeline.ipynb")
+write_report("iris", "daily", {}, {"rows_written": 1})
+made.end("iris", "daily", folder / "iris" / "3_daily_feature_pipeline.ipynb")
+heavy = ("sklearn", "xgboost", "skops", "scipy", "matplotlib", "seaborn", "serverless_ml.training.models")
+print(json.dumps({"loaded": [name for name in heavy if name in sys.modules], "stages": made.data["stages"]}))
+"""
 
 
-def test_a_round_end_reads_only_the_predictions_written_since_its_start(store, tmp_path, monkeypatch):
-    run = manifest(tmp_path / "run")
-    before = run.begin("iris", "inference", {"dataset": "iris"}, store)
-    added = stores.daily_and_inference(store, "iris", 1, 12)
-    # a daily round on a long history: the end reads the round's few predictions, not every key a window at a time
-    monkeypatch.setattr(snapshots, "_key_windows", lambda *_: pytest.fail("the end read every prediction key"))
-    run.end("iris", "inference", before, store)
-    outputs = run.entry("iris", "inference")["outputs"]
-    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 1)
-    kept = pd.read_csv(tmp_path / "run" / "iris" / PREDICTIONS_FILE)
-    assert kept.id.tolist() == added.id.tolist()
+def test_recording_a_stage_loads_no_model_statistics_or_plotting_library(tmp_path):
+    # sml-run records every stage in its own process, and starts before any kernel: these imports took ~2.3 s
+    (tmp_path / "run").mkdir()
+    env = {**stores.store_env(tmp_path), RECORDS: str(tmp_path / "run")}
+    done = subprocess.run([sys.executable, "-c", RECORD_STAGES, str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert said["loaded"] == []
+    [daily] = said["stages"]
+    assert (daily["status"], daily["duration_s"], daily["outputs"]) == ("ok", 1.5, {"rows_written": 1})
+    assert daily["parameters"] == {"dataset": "iris"}
 
 
 def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
@@ -110,46 +148,3 @@ def test_zoned_times_read_back_as_utc_with_their_nulls(sml_home):
         want = expected[expected.id.isin(read.id)][list(read.columns)]
         pd.testing.assert_frame_equal(read.sort_values("id", ignore_index=True), want.reset_index(drop=True))
     assert reads["read"].seen.isna().tolist() == [False, True, False]
-
-
-def test_a_daily_stage_records_its_row_and_no_prediction(store, tmp_path):
-    run = manifest(tmp_path / "run")
-    before = run.begin("iris", "daily", {"dataset": "iris"}, store)
-    add_daily_rows(store, "iris", daily_rows("iris", 1, params.check_days(1, None), 3))
-    run.end("iris", "daily", before, store)
-    outputs = run.entry("iris", "daily")["outputs"]
-    assert (outputs["rows_added"], outputs["predictions_added"]) == (1, 0)
-    assert not (tmp_path / "run" / "iris" / PREDICTIONS_FILE).exists()
-
-
-RECORD_STAGES = """
-import json, sys
-from datetime import datetime, timezone
-from pathlib import Path
-from serverless_ml.runs.manifest import Manifest
-from serverless_ml.runs.runner import Step
-from serverless_ml.store.login import login
-project, folder = login("local"), Path(sys.argv[1])
-made = Manifest(folder, "run", ["run"], datetime(2026, 11, 30, tzinfo=timezone.utc))
-made.plan("iris", [Step(stage, {"dataset": "iris"}) for stage in ("training", "inference")])
-for stage in ("training", "inference"):  # as if the store had no model and no pictures before: all are recorded
-    before = made.begin("iris", stage, {"dataset": "iris"}, project)
-    made.end("iris", stage, {**before, "models": {}, "images": {}}, project)
-heavy = ("sklearn", "xgboost", "skops", "scipy", "matplotlib", "seaborn", "serverless_ml.training.models")
-print(json.dumps({"loaded": [name for name in heavy if name in sys.modules], "stages": made.data["stages"]}))
-"""
-
-
-def test_recording_a_stage_loads_no_model_statistics_or_plotting_library(filled_store_env, tmp_path):
-    # sml-run records every stage in its own process before the first kernel starts: these imports took ~2.3 s
-    (tmp_path / "run").mkdir()
-    env = stores.copy_store(filled_store_env, tmp_path / "copy")
-    done = subprocess.run([sys.executable, "-c", RECORD_STAGES, str(tmp_path / "run")], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    said = json.loads(done.stdout.splitlines()[-1])
-    assert said["loaded"] == []
-    training, inference = said["stages"]
-    assert training["inputs"]["feature_group"]["rows"] > 0 and set(inference["inputs"]) == {"feature_group", "predictions"}
-    assert [len(model["model_sha256"]) for model in training["outputs"]["models"]] == [64]  # the model file hashed
-    assert sorted(inference["outputs"]["images"]) == sorted(IMAGES)  # every picture the round drew

@@ -20,6 +20,7 @@ SLOW_SCOPES = (
     "tests/test_served_under_prefix.py",
     "tests/test_drift.py",
     "tests/test_check.py",
+    "tests/test_clean.py",  # a check killed part-way, then a run on a cleaned store beside one on a fresh store
 )
 
 

@@ -11,16 +11,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..config import new_run_dir, run_dir, utc_now
+from ..config import new_run_dir, run_dir, runs_dir, utc_now
 from .compare import compare_runs, origin_notes, reexecute, scratch_problems
 from .manifest import Manifest
-from .records import find_run, recorded_runs, runs_table, show_text, write_index
+from .records import (DamagedRecordError, find_run, INDEX, recorded_runs, runs_table, show_text,
+                                        write_index)
 from .runner import (ChainResult, COMMANDS, remove_stale_kernel_sockets, report, run_all,
                                        STAGES)
 
 # %% auto #0
-__all__ = ['ALERT_EXIT', 'EXIT_CODES', 'parse_args', 'preflight', 'run_stages', 'list_runs', 'show_run', 'compare_two',
-           'check_or_clean', 'main', 'run_alerts', 'alert_exit', 'reproduce_run']
+__all__ = ['ALERT_EXIT', 'EXIT_CODES', 'parse_args', 'preflight', 'write_index_safely', 'run_stages', 'list_runs', 'show_run',
+           'compare_two', 'run_alerts', 'alert_exit', 'reproduce_run', 'check_or_clean', 'main']
 
 # %% ../../../notebooks/lib/runs/09_cli.ipynb #c7fcd83a
 ALERT_EXIT = 3  # the exit code of a run whose rounds raised monitoring alerts
@@ -91,6 +92,15 @@ def preflight() -> str | None:
     return settings_problem()
 
 # %% ../../../notebooks/lib/runs/09_cli.ipynb #086c8abf
+def write_index_safely() -> None:
+    "Rewrite the runs' index page; any failure is a warning on stderr, never the command's exit code."
+    try:
+        write_index()
+    except Exception as error:  # the index is for reading: a stage's exit code (an alert's 3) must reach cron
+        print(f"Warning: the index page {runs_dir() / INDEX} was not rewritten: {type(error).__name__}: {error}",
+              file=sys.stderr, flush=True)
+
+
 def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
     "`sml-run run|daily|backfill`: the stages, recorded in a new run folder with its manifest and index."
     if args.now:
@@ -106,15 +116,15 @@ def run_stages(args: argparse.Namespace, argv: list[str]) -> int:
                           rows=args.rows, drift=args.drift)
     finally:
         manifest.finish(None if results else "interrupted")
-        write_index()
+        write_index_safely()
     print("\n" + report(results, folder.name, args.command), flush=True)
     if not all(result.ok for result in results):
         return 1
     return alert_exit(run_alerts(results, folder.name), args.fail_on_alert)
 
-
+# %% ../../../notebooks/lib/runs/09_cli.ipynb #7d3a9b15
 def list_runs(args: argparse.Namespace, argv: list[str]) -> int:
-    "`sml-run runs`: the recent runs as a table."
+    "`sml-run runs`: the recent runs as a table (a damaged record: a warning on stderr)."
     print(runs_table(recorded_runs()[:args.last]))
     return 0
 
@@ -132,38 +142,6 @@ def compare_two(args: argparse.Namespace, argv: list[str]) -> int:
     print("\n".join([f"{first['run_id']} (recorded) against {second['run_id']} (now):",
                      *[f"  {d}" for d in differences]]) if differences else "No differences.")
     return 1 if differences else 0
-
-
-def check_or_clean(args: argparse.Namespace, argv: list[str]) -> int:
-    "`sml-run check` (1 when a capability failed, else 0) and `sml-run clean [--yes]` (0)."
-    from serverless_ml.runs.check import run_check  # trains a tiny model: only these two commands pay its imports
-    from serverless_ml.runs.clean import clean
-
-    if args.command == "clean":
-        clean(args.backend, args.yes)
-        return 0
-    outcomes = run_check(args.backend)
-    failed = sum(not outcome.ok for outcome in outcomes)
-    print(f"\n{len(outcomes) - failed} of {len(outcomes)} capabilities ok" +
-          (": fix the first FAILED line." if failed else "."))
-    return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    "`sml-run`: 0 when the command succeeded, 1 when it failed, 2 on bad usage or missing settings."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    problem = preflight() if args.command in (*COMMANDS, "check", "clean") else None
-    if problem:
-        print(f"sml-run: {problem}", file=sys.stderr)
-        return 2
-    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run, "compare": compare_two,
-                "check": check_or_clean, "clean": check_or_clean}
-    try:
-        return handlers.get(args.command, run_stages)(args, argv)
-    except LookupError as error:  # an unknown or ambiguous run id: say which, no traceback
-        print(error, file=sys.stderr)
-        return 2
 
 # %% ../../../notebooks/lib/runs/09_cli.ipynb #962e9540
 def run_alerts(results: list[ChainResult],  # one per dataset
@@ -210,9 +188,41 @@ def reproduce_run(args: argparse.Namespace, argv: list[str]) -> int:
         again, folder = reexecute(recorded, Path(scratch))
         differences = compare_runs(recorded, run_dir(recorded["run_id"]), again, folder)
     print("\n".join(["Differences:", *[f"  {d}" for d in differences]]) if differences else
-          f"Reproduced: metrics, rows and {sum((s.get('outputs') or {}).get('predictions_added', 0) for s in again['stages'])} "
+          f"Reproduced: metrics, rows and {sum((s.get('outputs') or {}).get('predictions_written', 0) for s in again['stages'])} "
           "predictions equal the record.")
     return 1 if differences else 0
+
+# %% ../../../notebooks/lib/runs/09_cli.ipynb #9b2e6a41
+def check_or_clean(args: argparse.Namespace, argv: list[str]) -> int:
+    "`sml-run check` (1 when a capability failed, else 0) and `sml-run clean [--yes]` (0)."
+    from serverless_ml.runs.check import run_check  # trains a tiny model: only these two commands pay its imports
+    from serverless_ml.runs.clean import clean
+
+    if args.command == "clean":
+        clean(args.backend, args.yes)
+        return 0
+    outcomes = run_check(args.backend)
+    failed = sum(not outcome.ok for outcome in outcomes)
+    print(f"\n{len(outcomes) - failed} of {len(outcomes)} capabilities ok" +
+          (": fix the first FAILED line." if failed else "."))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    "`sml-run`: 0 when the command succeeded, 1 when it failed, 2 on bad usage or missing settings."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    problem = preflight() if args.command in (*COMMANDS, "check", "clean") else None
+    if problem:
+        print(f"sml-run: {problem}", file=sys.stderr)
+        return 2
+    handlers = {"runs": list_runs, "show": show_run, "reproduce": reproduce_run, "compare": compare_two,
+                "check": check_or_clean, "clean": check_or_clean}
+    try:
+        return handlers.get(args.command, run_stages)(args, argv)
+    except (LookupError, DamagedRecordError) as error:  # a run id unknown, ambiguous or unreadable: say which
+        print(error, file=sys.stderr)
+        return 2
 
 # %% ../../../notebooks/lib/runs/09_cli.ipynb #climain
 if __name__ == "__main__" and "__file__" in globals():  # python -m serverless_ml.runs.cli

@@ -12,47 +12,54 @@ import pandas as pd
 
 from ..config import new_run_dir, project_root
 from .fingerprints import sha256_file
-from .manifest import Manifest, PREDICTIONS_FILE
+from .manifest import Manifest
 from .provenance import git_state, LOCK_FILE
 from .records import _commit
 from .runner import run_all, stage_environment, Step
+from .stage_report import PREDICTIONS_FILE
 
 # %% auto #0
-__all__ = ['PREDICTION_KEYS', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems', 'reexecute']
+__all__ = ['PREDICTION_KEYS', 'COMPARED_OUTPUTS', 'prediction_differences', 'compare_runs', 'origin_notes', 'scratch_problems',
+           'reexecute']
 
 # %% ../../../notebooks/lib/runs/06_compare.ipynb #4ab6905b
 PREDICTION_KEYS = ["id", "event_time", "prediction", "outcome", "model_version"]  # prediction_time left out
+COMPARED_OUTPUTS = ("rows_written", "rows_fingerprint", "predictions_written")
+
+
+def _differs(label: str, what: str, recorded, again) -> list[str]:
+    "One line saying `what` differs, when it does."
+    return [] if recorded == again else [f"{label}: {what} {recorded!r} recorded, {again!r} now"]
+
+
+def _model_differences(label: str, before: dict, after: dict) -> list[str]:
+    "Where two versions of a model differ: content digest, then every metric."
+    found = _differs(label, f"{before['name']} model content", before.get("model_content_sha256"),
+                     after.get("model_content_sha256"))
+    for metric in sorted(set(before["metrics"]) | set(after["metrics"])):
+        found += _differs(label, f"{before['name']} {metric}", before["metrics"].get(metric),
+                          after["metrics"].get(metric))
+    return found
 
 
 def _stage_differences(label: str, recorded: dict, again: dict) -> list[str]:
-    "Where one stage's outputs and inputs differ between the recorded run and its reproduction."
-    found = [f"{label}: status {recorded['status']} recorded, {again['status']} now"] \
-        if recorded["status"] != again["status"] else []
+    "Where one stage differs between two records: status, parameters, outputs, models, inputs."
+    found = _differs(label, "status", recorded["status"], again["status"])
     for name in sorted(set(recorded["parameters"]) | set(again["parameters"])):
-        if recorded["parameters"].get(name) != again["parameters"].get(name):
-            found.append(f"{label}: parameter {name} {recorded['parameters'].get(name)!r} recorded, "
-                         f"{again['parameters'].get(name)!r} now")
+        found += _differs(label, f"parameter {name}", recorded["parameters"].get(name), again["parameters"].get(name))
     old, new = recorded.get("outputs") or {}, again.get("outputs") or {}
-    for what in ("rows_added", "predictions_added"):
-        if old.get(what) != new.get(what):
-            found.append(f"{label}: {what} {old.get(what)} recorded, {new.get(what)} now")
+    for what in COMPARED_OUTPUTS:
+        found += _differs(label, what, old.get(what), new.get(what))
     for before, after in zip(old.get("models", []), new.get("models", []), strict=False):
-        if before.get("model_content_sha256") != after.get("model_content_sha256"):
-            found.append(f"{label}: {before['name']} model content {before.get('model_content_sha256')} recorded, "
-                         f"{after.get('model_content_sha256')} now")
-        for metric in sorted(set(before["metrics"]) | set(after["metrics"])):
-            if before["metrics"].get(metric) != after["metrics"].get(metric):
-                found.append(f"{label}: {before['name']} {metric} {before['metrics'].get(metric)!r} recorded, "
-                             f"{after['metrics'].get(metric)!r} now")
-    old_in, new_in = (recorded.get("inputs") or {}), (again.get("inputs") or {})
-    for part in ("feature_group", "predictions"):
-        if part in old_in and old_in[part] != new_in.get(part):
-            found.append(f"{label}: input {part} {old_in[part]} recorded, {new_in.get(part)} now")
+        found += _model_differences(label, before, after)
+    old_in, new_in = recorded.get("inputs") or {}, again.get("inputs") or {}
+    for part in sorted(set(old_in) | set(new_in)):
+        found += _differs(label, f"input {part}", old_in.get(part), new_in.get(part))
     return found
 
 # %% ../../../notebooks/lib/runs/06_compare.ipynb #0b3536c6
 def _predictions(folder: Path, dataset: str) -> pd.DataFrame:
-    "The predictions a run added for `dataset`, sorted, without prediction times; empty when none."
+    "The predictions a run logged for `dataset`, sorted, without prediction times; empty when none."
     path = Path(folder) / dataset / PREDICTIONS_FILE
     if not path.is_file():
         return pd.DataFrame(columns=PREDICTION_KEYS)
@@ -71,7 +78,7 @@ def prediction_differences(dataset: str, recorded: Path, again: Path) -> list[st
 
 # %% ../../../notebooks/lib/runs/06_compare.ipynb #47a897eb
 def compare_runs(recorded: dict, recorded_folder: Path, again: dict, again_folder: Path) -> list[str]:
-    "Every difference between a recorded run and its reproduction; empty when they agree."
+    "Every difference between a recorded run and another (its reproduction); empty when they agree."
     found = []
     for old in recorded["stages"]:
         new = next((s for s in again["stages"] if (s["dataset"], s["stage"]) == (old["dataset"], old["stage"])), None)
@@ -95,31 +102,45 @@ def origin_notes(recorded: dict) -> list[str]:
     return notes
 
 # %% ../../../notebooks/lib/runs/06_compare.ipynb #c88fe87c
+def _dataset_problems(dataset: str, stages: list[dict]) -> list[str]:
+    "Why `dataset`'s recorded stages did not start from the historical data on a fresh store."
+    if stages[0]["stage"] != "feature":
+        return [f"{dataset}: the run starts at the {stages[0]['stage']} stage, on a store made earlier; "
+                "only `sml-run run` records start from the historical data."]
+    found, reported = [], {s["stage"]: s for s in stages}
+    written = (reported["feature"].get("outputs") or {}).get("rows_written")
+    training = reported.get("training") or {}
+    read = ((training.get("inputs") or {}).get("feature_view") or {}).get("rows")
+    if None not in (written, read) and read != written:
+        found.append(f"{dataset}: training read {read} rows but the feature stage wrote {written}: the store held "
+                     "rows from earlier runs, and a scratch store starts empty, so the figures would differ.")
+    for model in (training.get("outputs") or {}).get("models", []):
+        if model["version"] != 1:
+            found.append(f"{dataset}: the run registered {model['name']} version {model['version']}, so the registry "
+                         "held earlier versions; a scratch store would register version 1.")
+    return found
+
+
 def scratch_problems(recorded: dict) -> list[str]:
     "Why a run cannot be re-executed on an empty store: it did not start from the historical data on a fresh one."
     problems = []
     for dataset in dict.fromkeys(s["dataset"] for s in recorded["stages"]):
-        stages = [s for s in recorded["stages"] if s["dataset"] == dataset]
-        if stages[0]["stage"] != "feature":
-            problems.append(f"{dataset}: the run starts at the {stages[0]['stage']} stage, on a store made earlier; "
-                            "only `sml-run run` records start from the historical data.")
-            continue
-        added = (stages[0].get("outputs") or {}).get("rows_added")
-        read = next(((s.get("inputs") or {}).get("feature_group", {}).get("rows") for s in stages[1:2]), added)
-        if added is not None and read != added:
-            problems.append(f"{dataset}: the store held {read - added} earlier rows when the run began; "
-                            "a scratch store starts empty, so the figures would differ.")
+        problems += _dataset_problems(dataset, [s for s in recorded["stages"] if s["dataset"] == dataset])
     return problems
 
 # %% ../../../notebooks/lib/runs/06_compare.ipynb #c3d0f002
-def reexecute(recorded: dict, scratch: Path) -> tuple[dict, Path]:
+def reexecute(recorded: dict, # the record of the run to re-execute
+              scratch: Path, # a scratch folder: the store and the runs folder go in it
+              folder: Path | None = None, # where the stage notebooks are; the checkout's `notebooks/`
+              ) -> tuple[dict, Path]:
     "Re-execute the `recorded` run's stages (same parameters, same clock) on a store and runs folder in `scratch`."
     plans = {}
     for stage in recorded["stages"]:
         plans.setdefault(stage["dataset"], []).append(Step(stage["stage"], stage["parameters"]))
     now = datetime.fromisoformat(recorded["now"])
     with stage_environment(SML_HOME=str(scratch / "store"), SML_RUNS=str(scratch / "runs")):
-        folder = new_run_dir(now)
-        manifest = Manifest(folder, recorded["sml_command"], ["reproduce", recorded["run_id"]], now)
-        run_all(recorded["sml_command"], list(plans), stamp=folder.name, manifest=manifest, now=now, plans=plans)
-        return manifest.finish(), folder
+        runs = new_run_dir(now)
+        manifest = Manifest(runs, recorded["sml_command"], ["reproduce", recorded["run_id"]], now)
+        run_all(recorded["sml_command"], list(plans), stamp=runs.name, manifest=manifest, now=now, plans=plans,
+                folder=folder)
+        return manifest.finish(), runs

@@ -6,7 +6,6 @@ datasets in parallel, every executed notebook kept with an HTML copy."""
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #runnert2
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 import tempfile
@@ -28,11 +27,12 @@ from traitlets import default
 
 from ..config import new_run_dir, project_root, run_dir, utc_now
 from .manifest import Manifest
+from .stage_report import RECORDS
 
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
            'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message',
-           'stage_parameters', 'failure_record', 'run_chain', 'stage_environment', 'run_all', 'report']
+           'run_chain', 'stage_environment', 'run_all', 'report']
 
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -198,30 +198,7 @@ def failure_message(dataset: str,  # the chain's dataset
         cause = f"{type(error).__name__}: {error}"
     return f"{where}\n  {cause}\n  executed notebook kept at {notebook}"
 
-# %% ../../../notebooks/lib/runs/00_runner.ipynb #b2c0a002
-def stage_parameters(step: Step,  # the stage and its injected parameters
-                     folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
-                     ) -> dict:
-    "Every parameter of `step`'s notebook: its defaults, with the injected values over them."
-    found = papermill.inspect_notebook(str(notebook_path(step.stage, folder)))
-    defaults = {name: ast.literal_eval(about["default"]) for name, about in found.items()}
-    return defaults | step.parameters
-
-
-def failure_record(error: BaseException) -> dict:
-    "The failing cell (its number and first line) and the error, for the run manifest."
-    if not isinstance(error, PapermillExecutionError):
-        return {"cell": None, "source": None, "error": f"{type(error).__name__}: {error}"}
-    first_line = next((line for line in error.source.splitlines() if line.strip()), "").strip()
-    return {"cell": error.exec_count, "source": first_line, "error": f"{error.ename}: {error.evalue}"}
-
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #88d930bf
-def _observed_project(manifest: Manifest | None):
-    "The project the manifest observes the store through, None when not observing."
-    from serverless_ml.store.login import login
-    return login() if manifest is not None and manifest.observe else None
-
-
 def run_chain(dataset: str,  # iris or titanic
               steps: list[Step],  # the stages, in order
               stamp: str,  # the run id, naming its record folder
@@ -230,26 +207,27 @@ def run_chain(dataset: str,  # iris or titanic
               manifest: Manifest | None = None,  # the run's manifest, updated after every stage
               ) -> ChainResult:
     "Execute `steps` in order for `dataset` under the run folder; stop at the first failure."
-    result, out_dir, project = ChainResult(dataset), run_dir(stamp, dataset), _observed_project(manifest)
+    result, out_dir = ChainResult(dataset), run_dir(stamp, dataset)
     if manifest:
         manifest.plan(dataset, steps)
     for step in steps:
-        before = manifest.begin(dataset, step.stage, stage_parameters(step, folder), project) if manifest else None
-        failure = None
+        if manifest:
+            manifest.begin(dataset, step.stage)
+        error = None
         try:
             result.executed.append(execute(step, out_dir, position, label=dataset, folder=folder))
-        except Exception as error:  # any failure stops this chain; the report and the manifest name it
-            result.error, failure = failure_message(dataset, step, error, out_dir / step.notebook), failure_record(error)
+        except Exception as raised:  # any failure stops this chain; the report and the manifest name it
+            error, result.error = raised, failure_message(dataset, step, raised, out_dir / step.notebook)
         if manifest:
-            manifest.end(dataset, step.stage, before, project, failure, (out_dir / step.notebook).with_suffix(".html"))
-        if failure:
+            manifest.end(dataset, step.stage, out_dir / step.notebook, error)
+        if error is not None:
             break
     return result
 
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #65260a4b
 @contextmanager
 def stage_environment(**variables: str):
-    "Set environment `variables` for the stage kernels started inside (`SML_NOW`, `SML_RUN_ID`), restoring them after."
+    "Set environment `variables` for the stage kernels started inside (`SML_NOW`, `SML_RUN_ID`, `SML_RECORDS`), restoring them after."
     old = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:
@@ -279,7 +257,8 @@ def run_all(command: str,  # run, daily or backfill
     plans = plans or {dataset: plan(command, dataset, days, daily_seed(now, dataset), rows, drift)
                       for dataset in datasets}
     threading.Thread(target=warm_html_exporter, daemon=True).start()  # ready when the first stage ends
-    with stage_environment(SML_NOW=now.isoformat(), SML_RUN_ID=stamp), ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
+    environment = {"SML_NOW": now.isoformat(), "SML_RUN_ID": stamp, RECORDS: str(run_dir(stamp))}
+    with stage_environment(**environment), ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
         futures = [pool.submit(run_chain, dataset, steps, stamp, position, folder, manifest)
                    for position, (dataset, steps) in enumerate(plans.items())]
         return [future.result() for future in futures]
