@@ -108,7 +108,7 @@ def test_the_runner_removes_the_sockets_of_a_killed_run_at_its_start(tmp_path, m
     live.bind(str(tmp_path / "sml-kernel-0123456789ab-1"))
     live.listen()
     monkeypatch.setattr(cli, "run_all", lambda *args, **kwargs: [])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # the sockets are left alone for their first SOCKET_GRACE seconds
     while any(path.exists() for path in left) and time.monotonic() < deadline:
         main(["daily"])  # the killed kernel needs a moment to notice its parent is gone
         time.sleep(0.5)

@@ -812,6 +812,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'serverless_ml/runs/runner.py'),
                                            'serverless_ml.runs.runner._html_exporter': ( 'lib/runs/runner.html#_html_exporter',
                                                                                          'serverless_ml/runs/runner.py'),
+                                           'serverless_ml.runs.runner._settled': ( 'lib/runs/runner.html#_settled',
+                                                                                   'serverless_ml/runs/runner.py'),
                                            'serverless_ml.runs.runner.daily_seed': ( 'lib/runs/runner.html#daily_seed',
                                                                                      'serverless_ml/runs/runner.py'),
                                            'serverless_ml.runs.runner.execute': ( 'lib/runs/runner.html#execute',

@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,9 +31,9 @@ from .manifest import Manifest
 from .stage_report import RECORDS
 
 # %% auto #0
-__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan', 'warm_html_exporter',
-           'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute', 'ChainResult', 'failure_message',
-           'run_chain', 'stage_environment', 'run_all', 'report']
+__all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'SOCKET_GRACE', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan',
+           'warm_html_exporter', 'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute',
+           'ChainResult', 'failure_message', 'run_chain', 'stage_environment', 'run_all', 'report']
 
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -131,12 +132,23 @@ class IPCKernelManager(AsyncKernelManager):
 import socket
 
 
+SOCKET_GRACE = 10  # seconds: a kernel binds its socket and listens on it within milliseconds
+
+
+def _settled(path: Path) -> bool:
+    "Whether `path` is a socket file made more than `SOCKET_GRACE` seconds ago (a kernel starting now is left alone)."
+    try:
+        return path.is_socket() and time.time() - path.lstat().st_mtime > SOCKET_GRACE
+    except OSError:  # removed meanwhile
+        return False
+
+
 def remove_stale_kernel_sockets(folder: Path | None = None,  # where kernels put their sockets; the temporary folder
                                 ) -> list[Path]:
     "Delete the `sml-kernel-*` socket files no kernel listens on any more; returns them."
     removed = []
     for path in sorted(Path(folder or tempfile.gettempdir()).glob("sml-kernel-*")):
-        if not path.is_socket():
+        if not _settled(path):
             continue
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(1)
