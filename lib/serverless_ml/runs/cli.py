@@ -51,6 +51,7 @@ def _stage_command(commands, name: str, help: str) -> None:
                          help=f"exit 0, not {ALERT_EXIT}, when the run's rounds raised monitoring alerts")
 
 
+# %% ../../../notebooks/lib/runs/09_cli.ipynb #c7fcd83b
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "The command line: `run|daily|backfill [--days N] [--datasets ...] [--now TIME]`, `check`, `clean [--yes]`, `runs`, `show RUN`, `reproduce RUN`, `compare RUN OTHER`."
     parser = argparse.ArgumentParser(prog="sml-run", description="Run the stage notebooks with papermill.",

@@ -65,6 +65,7 @@ RUN_SCHEMA = {
 }
 
 
+# %% ../../../notebooks/lib/runs/05_records.ipynb #5b0e7c22
 class DamagedRecordError(ValueError):
     "A run.json that is not JSON, does not match `RUN_SCHEMA`, or names another run: skipped, never read."
 
