@@ -294,10 +294,12 @@ def _counts_problem(state: dict, times: pd.Series) -> str | None:
 
 def monitoring_state(project, dataset: str, save: bool = True,
                      complete: bool = False,  # also rebuild when the store holds predictions the state has not counted
+                     times: pd.Series | None = None,  # `stored_prediction_times`, when the caller read them already
                      ) -> dict:
     "The monitoring state of `dataset`, checked against the store: rebuilt (and saved when `save`) when missing or wrong."
     dataset_api = project.get_dataset_api()
-    state, times = read_state(dataset_api, dataset), stored_prediction_times(project, dataset)
+    state = read_state(dataset_api, dataset)
+    times = stored_prediction_times(project, dataset) if times is None else times
     problem = _counts_problem(state, times) if state is not None else None
     if problem:
         _warn_rebuilt(dataset_api, dataset, problem)
