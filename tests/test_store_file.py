@@ -199,3 +199,18 @@ def test_a_full_disk_is_said_in_the_projects_words_and_loses_nothing(tmp_path, f
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("SAID", "ROWS")))
     assert said.format(file=disk / "store" / STORE_FILE) in lines["SAID"], lines["SAID"]
     assert "FatalException" not in lines["SAID"] and int(lines["ROWS"]) == kept
+
+
+def test_the_dashboard_of_a_damaged_store_says_so_and_not_to_press_refresh(sml_home, filled_store_env):
+    from serverless_ml.apps.dashboard import DashboardTab
+    from serverless_ml.apps.voila import kept_log_records
+
+    shutil.copytree(filled_store_env["SML_HOME"], sml_home)  # a model and predictions: the dashboard reads the file
+    corrupt_header(store_file())
+    tab = DashboardTab("iris")
+    with kept_log_records() as records:
+        tab.refresh()
+    shown = tab.notice.value
+    assert "the store is damaged" in shown and "refreshing will not help" in shown, shown
+    assert str(store_file()) not in shown  # the file's path is for the operator's log, not a visitor's page
+    assert f"The store file {store_file()} is damaged" in str(records[0].exc_info[1])

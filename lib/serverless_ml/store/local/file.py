@@ -20,29 +20,23 @@ from pathlib import Path
 
 import duckdb
 
+from ..errors import StoreBusyError, StoreDamagedError, StoreFullError
 from ...config import lock_timeout, store_home
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'READS_A_CONNECTION', 'StoreBusyError',
-           'FeatureStoreError', 'StoreDamagedError', 'StoreFullError', 'store_file', 'wal_file', 'writes_file',
-           'lock_file', 'store_lock', 'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'held_reads',
-           'transaction']
+__all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'READS_A_CONNECTION', 'FeatureStoreError',
+           'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock', 'staging_tag', 'is_stale',
+           'remove_stale', 'damaged', 'connect', 'held_reads', 'transaction']
 
 # %% ../../../../notebooks/lib/store/local/00_file.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
 WRITES_FILE = "feature_store.writes.json"  # the store's count of committed writes, kept beside the file
 
-class StoreBusyError(TimeoutError):
-    "The store file stayed locked by another process for longer than `SML_LOCK_TIMEOUT`."
 
 class FeatureStoreError(ValueError):
     "A feature store call that cannot be carried out as asked; the message says what to change."
 
-class StoreDamagedError(OSError):
-    "The store file or its write-ahead log is damaged or lost committed writes: restore them from a backup."
 
-class StoreFullError(OSError):
-    "The disk holding the store file is full: the write was not committed; free some space and run again."
 
 def store_file() -> Path:
     "The DuckDB file of the local store."
