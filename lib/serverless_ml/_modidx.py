@@ -295,6 +295,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'serverless_ml/features/spec.py'),
                                              'serverless_ml.features.spec.historical_times': ( 'lib/features/spec.html#historical_times',
                                                                                                'serverless_ml/features/spec.py'),
+                                             'serverless_ml.features.spec.package_file': ( 'lib/features/spec.html#package_file',
+                                                                                           'serverless_ml/features/spec.py'),
                                              'serverless_ml.features.spec.schema': ( 'lib/features/spec.html#schema',
                                                                                      'serverless_ml/features/spec.py'),
                                              'serverless_ml.features.spec.spec': ( 'lib/features/spec.html#spec',

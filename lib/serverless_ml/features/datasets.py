@@ -5,13 +5,12 @@
 # %% ../../../notebooks/lib/features/02_datasets.ipynb #tasetst2
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .spec import IRIS, PORTS, DatasetSpec, historical_times, spec
+from .spec import IRIS, PORTS, DatasetSpec, historical_times, package_file, spec
 from .titanic import load_titanic, titanic_features
 
 # %% auto #0
@@ -20,11 +19,8 @@ __all__ = ['APP_REQUIRED', 'APP_OPTIONAL', 'sklearn_iris_path', 'load_iris', 'lo
 # %% ../../../notebooks/lib/features/02_datasets.ipynb #acf047ff
 def sklearn_iris_path() -> Path:
     "scikit-learn's bundled `iris.csv`, found without importing scikit-learn (about 1.5 s, for a table of 150 rows)."
-    found = importlib.util.find_spec("sklearn")
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError("scikit-learn is not installed: it ships the Iris table; install the project "
-                                "again (make setup).")
-    return Path(found.submodule_search_locations[0]) / "datasets" / "data" / "iris.csv"
+    return package_file("sklearn", "datasets/data/iris.csv", "it ships the Iris table; install the project again "
+                        "(make setup).")
 
 
 def load_iris() -> pd.DataFrame:

