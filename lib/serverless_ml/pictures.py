@@ -214,7 +214,7 @@ def _verdict(dataset: str, predicted, actual) -> str:
     right = "✓ correct" if actual == predicted else "✗ wrong"
     return f"actual: {names.get(actual, actual)}   {right}"
 
-
+# %% ../../notebooks/lib/03_pictures.ipynb #1f7a9c3e
 def prediction_png(dataset: str, row: dict, predicted, actual=None) -> bytes:
     "The picture of one predicted row, captioned with the prediction and, if known, the actual label."
     names = dict(zip(spec(dataset).classes, spec(dataset).class_names, strict=True))
@@ -317,7 +317,7 @@ def _day_bars(axes, # where to draw
     axes.xaxis_date()
     axes.autoscale_view()
 
-
+# %% ../../notebooks/lib/03_pictures.ipynb #3d8f5a71
 def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, accuracy, running_accuracy
                            title: str = "Prediction accuracy over time") -> bytes:
     "A chart of the accuracy per day and the running accuracy, over the predictions per day."
