@@ -29,10 +29,8 @@ from serverless_ml.features import group as features_group
 from serverless_ml.features.datasets import load
 from serverless_ml.features.group import upsert
 from serverless_ml.features.spec import spec as dataset_spec
-from serverless_ml.inference import alerts, drift
-from serverless_ml.inference.quality import QUALITY_COLUMNS, QUALITY_GROUP
+from serverless_ml.inference import drift
 from serverless_ml.inference.state import predictions_group
-from serverless_ml.inference.watch import WINDOW_FILE, watch_round
 from serverless_ml.names import images_folder
 from serverless_ml.store.expectations import ValidationError
 from serverless_ml.store.groups import SchemaMismatchError, read_since
@@ -354,40 +352,3 @@ def test_a_matching_server_logs_in_and_wraps_the_project(login_seam):
     assert isinstance(project, HopsworksProject)
     assert login_seam.connection.call_args.kwargs["api_key_value"] == "fake-key"
 
-
-def test_a_drifted_round_writes_its_drift_quality_and_alerts_groups_through_the_sdk(cluster, monkeypatch):
-    """`watch_round`, monitoring's write of drift, data quality and alerts, on the SDK's real objects: each round
-    group is made on the HUDI stream path with its key and event time, every row reaches the cluster, and the
-    drift-window counts go up through the dataset API."""
-    monkeypatch.setenv("SML_RUN_ID", "run-1")
-    history = load("titanic")
-    features = dataset_spec("titanic").features
-    reference = drift.reference_statistics("titanic", history[features])
-    now = pd.Timestamp("2026-11-30 06:00", tz="UTC")
-    rows = history.sample(400, replace=True, random_state=1).reset_index(drop=True)
-    rows = rows.assign(age=(rows.age + 40).clip(upper=95), event_time=now - pd.Timedelta(hours=1),
-                       passenger_id=range(10_000, 10_400))
-    rows.loc[0, "fare"] = 900.0  # one row breaks the fare range: a failed expectation
-    made = pd.DataFrame({"id": rows.passenger_id, "event_time": rows.event_time, "prediction": 0,
-                         "outcome": rows.survived, "model_version": 1, "prediction_time": now})
-    project = HopsworksProject(mock.MagicMock(
-        get_feature_store=lambda name=None: cluster.fs._wrapped, get_dataset_api=DatasetApi))
-
-    watch = watch_round(project, "titanic", reference, rows, {"counts": []}, 1, now, made)
-
-    groups = {"drift": drift.DRIFT_GROUP, "quality": QUALITY_GROUP, "alerts": alerts.ALERTS_GROUP}
-    for kind, spec in groups.items():
-        group = cluster.groups[(f"titanic_{kind}", 1)]
-        assert (group.time_travel_format, group.stream, group.online_enabled) == ("HUDI", True, False), kind
-        assert (group.primary_key, group.event_time) == (spec.primary_key, "round_time"), kind
-        types = {f.name: f.type for f in group.columns}
-        assert list(types) == spec.columns and types["round_time"] == "timestamp", (kind, types)
-    sent = {tuple(frame.columns): frame for frame in cluster.kafka}
-    assert len(sent[tuple(drift.DRIFT_COLUMNS)]) == len(watch.drift) == 3 * len(features)  # round, 7d, 30d
-    quality = sent[tuple(QUALITY_COLUMNS)]
-    assert quality.set_index("expectation").failed.to_dict()["fare: in_range(0.0, 600.0)"] == 1
-    written = sent[tuple(alerts.STORED_ALERT_COLUMNS)]
-    assert {"drift", "accuracy", "quality"} == set(written.kind) and set(written.run_id) == {"run-1"}
-    assert ("drift", "age", "round") in set(zip(written.kind, written.feature, written.time_window, strict=True))
-    assert len(cluster.job.run.call_args_list) == 3  # each insert waited for its materialization
-    assert [path for path in cluster.paths if path.endswith(WINDOW_FILE)]
