@@ -370,7 +370,7 @@ def incremental(small: Path, large: Path, repeats: int = 3) -> list[dict]:
                    f"floor_s hold MiB), largest process of the round (the runner or a kernel), median of {repeats}")},
             row("runner_record", runner["large"], runner["small"], what + f"; the runner's own seconds, outside the "
                 f"stage kernels (records, HTML copies, index, alerts), best of {repeats}; it opened "
-                f"{connections['large']} and {connections['small']} connection(s) to the store file (the alerts' read)")]
+                f"{connections['large']} and {connections['small']} connection(s) to the store file")]
 
 
 
