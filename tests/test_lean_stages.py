@@ -55,3 +55,12 @@ def test_a_preheated_app_kernel_holds_what_its_first_render_needs_and_no_more(ap
     held = set(json.loads(done.stdout.split("LOADED", 1)[1]))
     needed, not_yet = FIRST_RENDER[app]
     assert needed <= held and not (not_yet & held), held
+
+
+def test_sml_run_starts_without_jsonschemas_iri_parsers_and_still_validates_notebooks():
+    # rfc3987_syntax compiles ~35 Earley parsers when jsonschema imports it: about a second before any stage starts
+    probe = ("import sys\nfrom serverless_ml.runs import cli\nimport nbformat\n"
+             "assert 'rfc3987_syntax' not in sys.modules, 'sml-run imported rfc3987_syntax'\n"
+             "try:\n    nbformat.validate({'cells': 'not a list'})\nexcept nbformat.ValidationError:\n    print('REFUSED')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "REFUSED" in done.stdout, done.stderr

@@ -761,6 +761,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                   'serverless_ml/runs/fingerprints.py'),
                                                  'serverless_ml.runs.fingerprints.skops_content_digest': ( 'lib/runs/fingerprints.html#skops_content_digest',
                                                                                                            'serverless_ml/runs/fingerprints.py')},
+            'serverless_ml.runs.lean_imports': { 'serverless_ml.runs.lean_imports._import_lean': ( 'lib/runs/lean_imports.html#_import_lean',
+                                                                                                   'serverless_ml/runs/lean_imports.py')},
             'serverless_ml.runs.manifest': { 'serverless_ml.runs.manifest.Manifest': ( 'lib/runs/manifest.html#manifest',
                                                                                        'serverless_ml/runs/manifest.py'),
                                              'serverless_ml.runs.manifest.Manifest.__init__': ( 'lib/runs/manifest.html#manifest.__init__',

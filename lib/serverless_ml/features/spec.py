@@ -9,10 +9,12 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-import pandera.pandas as pa
+from typing import TYPE_CHECKING
 
-from ..store.expectations import UtcTime
+import pandas as pd
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 # %% auto #0
 __all__ = ['DATASETS', 'HISTORICAL_TIME', 'PORTS', 'TITLES', 'UTC_TIME', 'IRIS', 'TITANIC', 'SPECS', 'DatasetSpec', 'spec',
@@ -119,6 +121,8 @@ def historical_times(n: int) -> pd.Series:
 # %% ../../../notebooks/lib/features/00_spec.ipynb #9a2f895d
 def _check(spec_: DatasetSpec, column: str) -> list:
     "The range or allowed-values check of `column`, if the spec has one."
+    import pandera.pandas as pa
+
     if column in spec_.ranges:
         return [pa.Check.in_range(*spec_.ranges[column])]
     if column in spec_.allowed:
@@ -130,11 +134,15 @@ def _check(spec_: DatasetSpec, column: str) -> list:
 
 def _dtype(declared: str):
     "The pandera dtype of a declared column type: a UTC time at any unit for `UTC_TIME`."
+    from serverless_ml.store.expectations import UtcTime
+
     return UtcTime(tz="UTC") if declared == UTC_TIME else declared
 
 
 def schema(dataset: str) -> pa.DataFrameSchema:
     "The pandera schema of the stored `dataset` rows, from its declaration: dtypes, ranges, allowed values, not-null rules."
+    import pandera.pandas as pa
+
     spec_ = spec(dataset)
     columns = {column: pa.Column(_dtype(spec_.dtypes[column]), checks=_check(spec_, column),
                                  nullable=column in spec_.nullable, unique=column in spec_.primary_key)

@@ -11,10 +11,10 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 from fastcore.basics import patch_to
 
+from .lean_imports import nbformat  # nbformat without jsonschema's slow IRI checker
 from .provenance import environment, git_state
 from .stage_report import read_report, write_json
 

@@ -19,7 +19,8 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-import nbformat
+from .lean_imports import nbformat  # first: papermill and nbconvert import nbformat (see there)
+
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
