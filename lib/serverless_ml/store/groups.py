@@ -16,7 +16,8 @@ __all__ = ['WRITE_PATH', 'read_since', 'SchemaMismatchError', 'schema_difference
            'RoundGroup']
 
 # %% ../../../notebooks/lib/store/05_groups.ipynb #84e467a4
-WRITE_PATH = {"time_travel_format": "HUDI", "stream": True}  # Kafka + materialization job: see above
+WRITE_PATH = {"time_travel_format": "HUDI", "stream": True,  # Kafka + materialization job: see above
+              "statistics_config": False}  # the job computes no statistics: see above
 
 # %% ../../../notebooks/lib/store/05_groups.ipynb #3ef30d41
 def read_since(group, start) -> pd.DataFrame:
@@ -61,14 +62,11 @@ def check_existing(existing,  # a feature group or view, or None when absent
 def our_group(fs, name: str, version: int,
               columns: list[str],  # the group's columns, checked against an existing group
               primary_key: list[str], event_time: str, description: str, **options):
-    "Feature group `name` v`version`, made on `WRITE_PATH` when absent, refused when it exists with another schema."
-    existing = check_existing(fs.get_feature_group(name, version=version), "feature group", columns, primary_key,
-                              event_time)
-    if existing is not None:  # stored: get_or_create would only fetch the same group again
-        return existing
-    return fs.get_or_create_feature_group(name=name, version=version, description=description,
-                                          primary_key=primary_key, event_time=event_time, online_enabled=False,
-                                          **options, **WRITE_PATH)
+    "Feature group `name` v`version` with its `options` (expectations), made on `WRITE_PATH` when absent, refused when it exists with another schema."
+    group = fs.get_or_create_feature_group(name=name, version=version, description=description,
+                                           primary_key=primary_key, event_time=event_time, online_enabled=False,
+                                           **options, **WRITE_PATH)
+    return check_existing(group, "feature group", columns, primary_key, event_time)
 
 def insert_rows(group, rows: pd.DataFrame, columns: list[str], built_by: str) -> int:
     "Insert `rows[columns]` into `group`, waiting until they are readable; rows lacking a column are refused."
