@@ -33,8 +33,8 @@ def test_check_passes_on_the_local_backend_and_leaves_nothing_behind(env):
 
 def test_point_3_the_check_on_hopsworks_runs_a_stage_in_a_child_process_and_reads_after_it_exits(tmp_path):
     "Issue 23, point 3 (and 6: every step timed, the login too), against the wire fake of a cluster, in processes."
-    fake = wire.new_cluster(tmp_path / "cluster")
-    done = sml_run("check", env=wire.child_env(fake, tmp_path))
+    with wire.leaving_nothing(wire.new_cluster(tmp_path / "cluster")) as fake:
+        done = sml_run("check", env=wire.child_env(fake, tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith(("ok", "FAILED"))]
     assert [line.split(" (")[0].split(":")[0] for line in lines] == [
@@ -66,6 +66,7 @@ def test_point_6_a_failed_job_in_the_child_gets_the_jobs_hint_and_the_scratch_gr
     finally:
         logout()
         fake.stop()
+        fake.remove_sdk_leftovers()
     assert [o.ok for o in outcomes] == [True, False, True]
     assert "JobExecutionException" in outcomes[1].detail and "open the project's Jobs page" in outcomes[1].detail
     assert outcomes[-1].detail == "deleted: feature group" and fake.state()["feature_groups"] == {}

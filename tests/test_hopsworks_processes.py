@@ -131,10 +131,10 @@ def jobs_per_stage(fake, manifest: dict) -> dict:
 def run_on_hopsworks(tmp_path_factory):
     "`sml-run run --days 1` for both datasets on the hopsworks backend against one fake cluster: its record."
     root = tmp_path_factory.mktemp("run")
-    fake = wire.new_cluster(root / "cluster")
-    done = sml_run("run", "--days", "1", "--no-fail-on-alert", env=wire.child_env(fake, root), timeout=900)
-    (manifest,) = [json.loads(p.read_text()) for p in (root / "outputs" / "runs").glob("*/run.json")]
-    return {"done": done, "fake": fake, "manifest": manifest, "root": root}
+    with wire.leaving_nothing(wire.new_cluster(root / "cluster")) as fake:
+        done = sml_run("run", "--days", "1", "--no-fail-on-alert", env=wire.child_env(fake, root), timeout=900)
+        (manifest,) = [json.loads(p.read_text()) for p in (root / "outputs" / "runs").glob("*/run.json")]
+        yield {"done": done, "fake": fake, "manifest": manifest, "root": root}
 
 
 def test_point_1_sml_run_runs_both_datasets_stage_kernels_in_parallel_on_hopsworks_and_every_process_logs_out(

@@ -289,6 +289,7 @@ def saas(tmp_path, monkeypatch):
     yield fake
     logout()
     fake.stop()
+    fake.remove_sdk_leftovers()
 
 
 def test_an_empty_hopsworks_host_logs_in_to_the_hosted_service(saas, monkeypatch):

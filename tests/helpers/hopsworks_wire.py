@@ -615,6 +615,26 @@ class FakeHopsworks:
             out[key] = out.get(key, 0) + n
         return out
 
+    def sdk_leftovers(self) -> list[str]:
+        """What the SDK wrote for this cluster outside its folder, at /tmp paths it hard-codes and never deletes: the
+        Kafka PEM files (hopsworks_common/client/base.py, `_write_pem`), the model download cache
+        (hsml/engine/model_engine.py, `_model_cache_base_dirs`) and the default certificate folder."""
+        import glob
+
+        project_id = self.state()["project"]["id"]
+        return [*glob.glob(f"/tmp/kafka_sc_{project_id}_*.pem"), f"/tmp/hopsworks/models/{self.project_name}",
+                f"/tmp/{self.host}/{self.project_name}"]
+
+    def remove_sdk_leftovers(self) -> None:
+        """Remove `sdk_leftovers()`: a test run leaves nothing of its clusters in /tmp."""
+        import shutil
+
+        for path in self.sdk_leftovers():
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
+
     def fail_next_execution(self, job_name: str, state: str = "FAILED") -> None:
         """Make the next execution of `job_name` end in `state` (FAILED, KILLED, ...) without running."""
         with self.store.tx() as s:

@@ -58,6 +58,16 @@ def running(folder: Path, certs: Path):
             logout()
     finally:
         fake.stop()
+        fake.remove_sdk_leftovers()
+
+
+@contextmanager
+def leaving_nothing(fake: FakeHopsworks):
+    "A block using `fake` from child processes, after which what the SDK wrote for it under /tmp is removed."
+    try:
+        yield fake
+    finally:
+        fake.remove_sdk_leftovers()
 
 
 def certificate_folders(certs: Path) -> list[str]:
