@@ -3,6 +3,13 @@
 - `pipeline_overhead`: `sml-run run --days 1` (4 stages x 2 datasets, datasets in parallel) against the
   same papermill executions (same parameters, same parallelism) of notebooks holding only each
   stage's parameters and imports: what the stages cost beyond kernel start and imports.
+- `stage_imports`: the first cell (the imports) of each stage kernel of that `sml-run run`, summed,
+  against `python -c "import pandas, duckdb"` run as many times: what a stage imports beyond the
+  store's own two libraries.
+- `daily_round`: `sml-run daily --rows 100` (daily + inference notebooks, both datasets) against the
+  same stage functions (`daily_rows` + `add_daily_rows`, then `predict_new_rows`) for both datasets
+  in one Python process that has the library imported already: what kernels, papermill and the run
+  record add to a round.
 - `backfill_365`: `sml-run backfill --days 365` against one `sml-run daily`, both datasets.
 - `batch_inference_1m`: `predict_new_rows` over 1,000,000 new Iris rows (the whole stage:
   model loaded, lock, store read, predict (each distinct feature row once: the floor predicts every row), predictions written, monitoring counts folded, pictures
@@ -46,7 +53,7 @@ from serverless_ml.training.registry import load_best_model
 
 HISTORY_DAYS = 100  # the 1,000 and 1,000,000 history rows span the same days, so the charts match
 LARGE, SMALL = 1_000_000, 1_000
-GOALS = {"pipeline_overhead": 1.3, "batch_inference_1m": 1.5, "incremental_time": 1.2, "incremental_memory": 1.2,
+GOALS = {"pipeline_overhead": 1.3, "stage_imports": 3.0, "daily_round": 2.5, "batch_inference_1m": 1.5, "incremental_time": 1.2, "incremental_memory": 1.2,
          "dashboard_1m": 3.0, "backfill_365": 3.0}
 
 
@@ -182,6 +189,61 @@ def pipeline_overhead(template: Path, repeats: int = 3) -> dict:
                f"{times['imports']:.1f} s (in the floor too), stage work beyond them {work}")
 
 
+def stage_imports(template: Path) -> dict:
+    "The first cells of the stage kernels of the run in `template`, summed, against as many bare pandas + duckdb imports."
+    firsts = first_cells(template)
+    floors = []
+    for _ in firsts:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import pandas, duckdb"], check=True)
+        floors.append(time.perf_counter() - started)
+    value = sum(firsts.values())
+    slowest = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in sorted(firsts.items(), key=lambda kv: -kv[1])[:3])
+    return row("stage_imports", value, sum(floors),
+               f"the first cell (imports) of the {len(firsts)} stage kernels of sml-run run --days 1, summed, "
+               f"vs python -c 'import pandas, duckdb' run {len(floors)} times (interpreter start included); "
+               f"slowest: {slowest}")
+
+
+def first_cells(home: Path) -> dict:
+    "Papermill's time of the first code cell of each executed stage notebook in the run records under `home`."
+    firsts = {}
+    for notebook in sorted((home / "outputs" / "runs").glob("*/*/*.ipynb")):
+        code = [cell for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"]
+        firsts[f"{notebook.parent.name}/{notebook.stem}"] = code[0].metadata.get("papermill", {}).get("duration") or 0.0
+    return firsts
+
+
+def in_process_round(home: Path, rows: int = 100) -> float:
+    "Seconds of one daily + inference round for both datasets, by the stage functions, in this process."
+    from serverless_ml.params import check_days
+    from serverless_ml.store.login import login
+    with using_store(home):
+        project = login("local")
+        started = time.perf_counter()
+        for dataset in ("iris", "titanic"):
+            add_daily_rows(project, dataset, daily_rows(dataset, rows, check_days(1, None)))
+            predict_new_rows(project, dataset)
+        return time.perf_counter() - started
+
+
+def daily_round(template: Path, repeats: int = 3) -> dict:
+    "`sml-run daily --rows 100` against the same stage functions in this process, each on a copy of `template`."
+    values, floors = [], []
+    with scratch() as folder:
+        shutil.copytree(template, folder / "warm-up")
+        in_process_round(folder / "warm-up")  # the floor's process has every library it uses imported
+        for attempt in range(repeats):  # interleaved, so that load from elsewhere hits both alike
+            shutil.copytree(template, folder / f"cli-{attempt}")
+            shutil.copytree(template, folder / f"floor-{attempt}")
+            values.append(measured_sml_run(folder / f"cli-{attempt}", "daily", "--rows", "100")["seconds"])
+            floors.append(in_process_round(folder / f"floor-{attempt}"))
+    return row("daily_round", min(values), min(floors),
+               "sml-run daily --rows 100 (daily + inference notebooks, both datasets, run record included; what "
+               "make daily runs) vs daily_rows + add_daily_rows + predict_new_rows for both datasets in one "
+               f"process with the library imported; best of {repeats}, interleaved")
+
+
 def backfill_365(template: Path) -> dict:
     "`sml-run backfill --days 365` against one `sml-run daily`, each on a copy of the trained `template`."
     with scratch() as folder:
@@ -311,6 +373,10 @@ def run() -> list[dict]:
     with scratch() as folder:
         template = folder / "template"
         rows.append(pipeline_overhead(template))
+        print(f"   {rows[-1]['name']}: {rows[-1]['ratio']}", flush=True)
+        rows.append(stage_imports(template))
+        print(f"   {rows[-1]['name']}: {rows[-1]['ratio']}", flush=True)
+        rows.append(daily_round(template))
         print(f"   {rows[-1]['name']}: {rows[-1]['ratio']}", flush=True)
         rows.append(backfill_365(template))
         print(f"   {rows[-1]['name']}: {rows[-1]['ratio']}", flush=True)

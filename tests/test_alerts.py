@@ -15,12 +15,12 @@ from serverless_ml.runs.cli import ALERT_EXIT, main
 
 RAISE_ONE = """
 import pandas as pd
-from serverless_ml.inference.alerts import alert_rows, write_alerts
+from serverless_ml.inference.alerts import ALERTS_RECORD, alert_rows
 from serverless_ml.store.login import login
 
 found = pd.DataFrame([{"kind": "drift", "feature": "petal_width", "time_window": "7d", "value": 0.9,
                        "threshold": 0.2, "message": "petal_width drifted: PSI 0.90 over the 7d window"}])
-write_alerts(login().get_feature_store(), dataset, alert_rows(found, pd.Timestamp.now(tz="UTC")))
+ALERTS_RECORD.add(login().get_dataset_api(), dataset, alert_rows(found, pd.Timestamp.now(tz="UTC")))
 """
 
 
@@ -83,8 +83,8 @@ def test_two_failed_expectations_on_one_column_are_two_stored_alerts(sml_home):
     now = pd.Timestamp("2026-11-30T12:00", tz="UTC")
     rows = generate("iris", 3, seed=2, event_time=now).assign(sepal_length=[float("nan"), 42.0, 5.0])
     found = alerts.evaluate("iris", quality=expectation_results("iris", rows))  # not null, and in range: both fail
-    fs = login("local").get_feature_store()
-    alerts.write_alerts(fs, "iris", alerts.alert_rows(found, now, run_id="run-a"))
-    stored = alerts.read_alerts(fs, "iris", "run-a")
+    project = login("local")
+    alerts.ALERTS_RECORD.add(project.get_dataset_api(), "iris", alerts.alert_rows(found, now, run_id="run-a"))
+    stored = alerts.read_alerts(project, "iris", "run-a")
     assert sorted(stored.rule) == ["in_range(3.0, 9.0)", "not_nullable"]
     assert set(stored.feature) == {"sepal_length"}

@@ -309,6 +309,25 @@ def test_a_shared_link_fills_the_inputs_predicts_and_explains(trained):
     assert url_parameters(shown) == url_parameters(link)  # the copy field gives the same link back
 
 
+LADY = "?dataset=titanic&pclass=1&sex=female&age=29&sibsp=0&parch=0&embarked=C&title=Miss"
+
+
+@pytest.mark.parametrize("link, said", [  # the probe's links: each was once read as a valid value
+    (LADY + "&fare=1,000", "'1,000' could mean 1000 or 1.000"),  # read as fare 1: "Survived"
+    (LADY.replace("age=29", "age=2_5") + "&fare=211.34", "'2_5' is not a number"),  # read as age 25
+    (LADY + "&fare=211.34&age=35", "gives 'age' more than once"),  # the last value silently won
+    (LADY + "&fare=211.34&" + "&".join(f"k{n}=1" for n in range(1_200)), "This link is too long"),  # an empty 400
+])
+def test_a_link_is_read_strictly_and_a_doubtful_one_predicts_nothing(trained, link, said):
+    served = serve_models(DATASETS)
+    predictors = {dataset: PredictorTab(dataset, served[dataset]) for dataset in DATASETS}
+    tabs = dataset_tabs({dataset: tab.widget for dataset, tab in predictors.items()})
+    notice = open_link(tabs, predictors, url_parameters(link))
+    titanic = predictors["titanic"]
+    assert said in notice + titanic.status.value + "".join(note.value for note in titanic.notes.values())
+    assert "sml-class" not in titanic.result.value  # no prediction from a link that may not say what it meant
+
+
 def test_the_title_a_visitor_picks_changes_the_prediction(trained):
     served = serve_models(("titanic",))["titanic"]
     boy = {"pclass": 2, "sex": "male", "age": 10.0, "sibsp": 1, "parch": 2, "fare": 30.0, "embarked": "Southampton"}

@@ -83,9 +83,22 @@ def inflated(project) -> bytes:
     return json.dumps({**state, "counts": [{**row, "n": row["n"] * 1000} for row in state["counts"]]}).encode()
 
 
+def all_right(project) -> bytes:
+    "The current state with every prediction counted as right: the same totals, a false accuracy of 1.0."
+    state = read_state(project.get_dataset_api(), "iris")
+    return json.dumps({**state, "counts": [{**row, "prediction": row["outcome"]} for row in state["counts"]]}).encode()
+
+
+def made_up_rows(project) -> bytes:
+    "The current state with a recent prediction (and the newest row) of a flower the store never saw."
+    state = read_state(project.get_dataset_api(), "iris")
+    recent = [{**state["recent"][0], "id": 424242}, *state["recent"][1:]]
+    return json.dumps({**state, "recent": recent, "newest": {**state["newest"], "flower_id": 424242}}).encode()
+
+
 DAMAGE = {"empty": lambda project: b"", "not json": lambda project: b'{"watermark": ', "a list": lambda project: b"[]",
           "not utf-8": lambda project: b"\xff\xfe{}", "wrong types": lambda project: b'{"counts": 5, "recent": {}}',
-          "counts x1000": inflated}
+          "counts x1000": inflated, "made-up recent rows": made_up_rows}
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -110,6 +123,32 @@ def test_the_dashboard_shows_the_stores_figures_not_an_inflated_state(project, s
     assert "<b>6</b> predictions" in tab.counts.value and "6,000" not in tab.counts.value
     assert "it counts 6,000 predictions where the store holds 6" in server_log[0]
     assert dataset_api.local_resource(STATE).read_bytes() == wrong  # the dashboard only reads
+
+
+@pytest.mark.parametrize("damage, said", [(all_right, "right predictions where the store holds"),
+                                          (made_up_rows, "its recent predictions hold ids [424242]")])
+def test_the_dashboard_shows_the_stores_accuracy_and_rows_not_a_plausible_false_state(project, server_log, damage, said):
+    add_daily_rows(project, "iris", daily_rows("iris", 20, params.check_days(1, None), seed=5, drift=1.0))
+    predict_new_rows(project, "iris")  # larger Versicolor petals: the model gets some of them wrong
+    truth = monitoring_data(project, "iris")
+    assert int(truth.accuracy.correct.sum()) < truth.n_predictions == 26
+    put_state(project, damage(project))
+    data = read_dashboard("iris", project)
+    assert (data.counts["predictions"], data.counts["correct"]) == (26, int(truth.accuracy.correct.sum()))
+    assert 424242 not in data.recent["id"].tolist()
+    assert said in server_log[0], server_log
+    predict_new_rows(project, "iris")  # the next round checks the state too, and writes the store's figures back
+    assert monitoring_data(project, "iris").accuracy.correct.sum() == truth.accuracy.correct.sum()
+
+
+def test_a_state_file_that_is_a_folder_is_rebuilt_not_blocking_the_dataset(project):
+    path = dataset_api.local_resource(STATE)
+    path.unlink()
+    path.mkdir()
+    (path / "inside").write_text("{}")
+    with pytest.warns(MonitoringStateWarning, match=r"state\.json is not usable: it is not a readable JSON file"):
+        daily_and_inference(project, "iris", n_days=1, seed=4)
+    assert path.is_file() and sum(row["n"] for row in read_state(project.get_dataset_api(), "iris")["counts"]) == 7
 
 
 def test_the_dashboard_counts_predictions_logged_after_the_state(project):

@@ -152,3 +152,65 @@ def test_the_backup_the_readme_describes_restores_a_damaged_store(sml_home, tmp_
     assert sorted(group().read().id) == list(range(100))
     group().insert(rows([100]))  # and it takes writes again
     assert len(group().read()) == 101
+
+
+ON_A_FULL_DISK = textwrap.dedent("""
+    import os, sys, warnings
+    import pandas as pd
+    from serverless_ml.store.login import login
+    fs = login("local").get_feature_store()
+    group = fs.get_or_create_feature_group("rows", 1, primary_key=["id"], event_time="event_time")
+    group.insert(pd.DataFrame({"id": range(10), "x": 1.0, "event_time": pd.Timestamp("2020-01-01", tz="UTC")}))
+    disk = os.path.dirname(os.environ["SML_HOME"])
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(os.path.join(disk, "filler"), "wb") as filler:  # the disk full but for sys.argv[1] KB
+        filler.write(bytes(free - int(sys.argv[1]) * 1024))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            group.insert(pd.DataFrame({"id": range(int(sys.argv[2])), "x": 2.0,
+                                       "event_time": pd.Timestamp("2020-01-02", tz="UTC")}))
+            print("SAID", " | ".join(str(w.message) for w in caught))
+        except Exception as error:
+            print("SAID", type(error).__name__, error)
+    os.remove(os.path.join(disk, "filler"))
+    print("ROWS", len(fs.get_feature_group("rows", 1).read()))
+""")
+
+
+@pytest.mark.parametrize("free_kb, rows, said, kept", [
+    (300, 100_000, "StoreFullError The store could not write {file}: the disk is full (300 KB free). Nothing was "
+                   "written. Free some disk space, then run again.", 10),  # the commit fails: nothing written
+    (100, 2_000, "The write to {file} is committed, but folding it into the file failed", 2_010),  # the fold fails
+])
+def test_a_full_disk_is_said_in_the_projects_words_and_loses_nothing(tmp_path, free_kb, rows, said, kept):
+    # DuckDB's own "FatalException ... No space left on device" reached the user; the write had in fact landed
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "full.py"
+    script.write_text(ON_A_FULL_DISK)
+    command = (f"mount -t tmpfs -o size=4m tmpfs {disk} && SML_HOME={disk}/store "
+               f"{sys.executable} {script} {free_kb} {rows}")
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=300)
+    if "Operation not permitted" in done.stderr and "mount" in done.stderr:
+        pytest.skip(f"this machine lets no process mount a small disk: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("SAID", "ROWS")))
+    assert said.format(file=disk / "store" / STORE_FILE) in lines["SAID"], lines["SAID"]
+    assert "FatalException" not in lines["SAID"] and int(lines["ROWS"]) == kept
+
+
+def test_the_dashboard_of_a_damaged_store_says_so_and_not_to_press_refresh(sml_home, filled_store_env):
+    from serverless_ml.apps.dashboard import DashboardTab
+    from serverless_ml.apps.voila import kept_log_records
+
+    shutil.copytree(filled_store_env["SML_HOME"], sml_home)  # a model and predictions: the dashboard reads the file
+    corrupt_header(store_file())
+    tab = DashboardTab("iris")
+    with kept_log_records() as records:
+        tab.refresh()
+    shown = tab.notice.value
+    assert "the store is damaged" in shown and "refreshing will not help" in shown, shown
+    assert str(store_file()) not in shown  # the file's path is for the operator's log, not a visitor's page
+    assert f"The store file {store_file()} is damaged" in str(records[0].exc_info[1])

@@ -49,6 +49,9 @@ def refusal(tmp_path, text: str | bytes, error=ValueError) -> str:
     (row(age="abc"), "column Age: 'abc' in row 1 after the header is not a number: correct it"),
     (row(fare="inf"), "column Fare: 'inf' in row 1 after the header is not a number"),
     (row(id="1.5"), "column PassengerId: '1.5' in row 1 after the header is not a whole number: correct it"),
+    (row(id="1e3"), "column PassengerId: '1e3' in row 1 after the header is not a whole number"),  # once read as 1000
+    (row(id="1_000"), "column PassengerId: '1_000' in row 1 after the header is not a whole number"),
+    (row(fare='"1,000"'), "column Fare: '1,000' in row 1 after the header is not a number"),
     (row(id=0), "Titanic source FILE, column PassengerId: 0 in row 1 after the header is not an id: give every passenger "
                 "a whole number from 1 to 999,999,999 (synthetic daily passengers take the ids above)."),
     (row(id=10**9), "column PassengerId: 1000000000 in row 1 after the header is not an id"),
@@ -141,3 +144,18 @@ def test_a_clean_file_is_typed_and_cleaned_like_the_bundled_table(tmp_path):
     assert frame.survived.tolist() == [1, 0, 1, 1] and frame.survived.dtype == "int64"
     assert (frame.event_time == HISTORICAL_TIME).all()
     assert frame.dtypes.to_dict() == datasets.load("titanic").dtypes.to_dict()
+
+
+def test_a_source_replaces_the_passengers_of_another_never_mixes_with_them(tmp_path, sml_home):
+    from serverless_ml.features.group import store_history
+    from serverless_ml.store.login import login
+
+    fs = login("local").get_feature_store()
+    store_history(fs, "titanic", datasets.load("titanic"), say=lambda text: None)  # the bundled 1,309 first
+    three = load(tmp_path, HEADER + row(id=1, name="Braund, Mr. Owen Harris", sex="male") + row(id=2) + row(id=3))
+    said = []
+    assert store_history(fs, "titanic", three, say=said.append) == 3
+    stored = fs.get_feature_group("titanic", version=1).read()
+    assert sorted(stored.passenger_id) == [1, 2, 3] and len(stored) == 3  # the file's rows, nothing else
+    assert stored.set_index("passenger_id").loc[1, "sex"] == "male"
+    assert "1,306 of its ids are not in this one" in said[0]

@@ -140,7 +140,7 @@ def _check_volume(n_rows: int, n_days: int) -> None:
                          f"MAX_NEW_ROWS={MAX_NEW_ROWS:,} in one run: give fewer rows or days, or split the load "
                          "into several runs with a date each.")
 
-
+# %% ../../notebooks/lib/02_params.ipynb #9a3c61d4
 def check_params(**params) -> SimpleNamespace:
     "Every stage parameter checked (a bad one raises, naming it) and made ready to use."
     checked = SimpleNamespace(**{name: _check_one(name, value, params) for name, value in params.items()})

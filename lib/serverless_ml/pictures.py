@@ -8,22 +8,47 @@ from __future__ import annotations
 import io
 import math
 
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib import dates as mdates
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle, FancyBboxPatch, Polygon
-from matplotlib.ticker import MaxNLocator
 
 from .features.spec import PORTS, spec
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 # %% auto #0
 __all__ = ['PNG_SIGNATURE', 'IRIS_COLOURS', 'FLOWER_EXTENT', 'CLASS_NAMES', 'CLASS_COLOURS', 'OUTCOME_STAMPS', 'CARD_WIDTH',
-           'CARD_HEIGHT', 'RIGHT_TINT', 'WRONG_TINT', 'UNKNOWN_TINT', 'png_bytes', 'png_size', 'leaf',
+           'CARD_HEIGHT', 'RIGHT_TINT', 'WRONG_TINT', 'UNKNOWN_TINT', 'load_drawing', 'png_bytes', 'png_size', 'leaf',
            'iris_flower_png', 'passenger_card_png', 'prediction_png', 'confusion_matrix_png', 'recent_predictions_png',
            'accuracy_over_time_png', 'drift_heatmap_png']
+
+# %% ../../notebooks/lib/03_pictures.ipynb #lazympl
+@lru_cache(maxsize=1)
+def _mpl() -> SimpleNamespace:
+    "The matplotlib pieces the drawings use, imported on the first drawing."
+    from matplotlib import dates
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle, FancyBboxPatch, Polygon
+    from matplotlib.ticker import MaxNLocator
+    return SimpleNamespace(Figure=Figure, dates=dates, PolyCollection=PolyCollection, Circle=Circle,
+                           FancyBboxPatch=FancyBboxPatch, Polygon=Polygon, MaxNLocator=MaxNLocator)
+
+
+def _seaborn():
+    "seaborn, imported on the first heatmap (it imports scipy.stats)."
+    import seaborn
+    return seaborn
+
+
+def load_drawing() -> None:
+    "Import matplotlib and seaborn now: for a kernel whose first work is to draw (the dashboard's, preheated)."
+    _mpl()
+    _seaborn()
 
 # %% ../../notebooks/lib/03_pictures.ipynb #06acd1ae
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -72,14 +97,14 @@ def _draw_flower(axes, sepal_length, sepal_width, petal_length, petal_width, var
     sepal_colour, petal_colour = IRIS_COLOURS.get(variety, ("#9a9a9a", "#6a6a6a"))
     for k in range(3):
         angle = math.radians(90 + 120 * k)
-        axes.add_patch(Polygon(leaf(sepal_length, sepal_width, angle), fc=sepal_colour, ec="#2b2140", lw=1.2))
-        axes.add_patch(Polygon(leaf(sepal_length * 0.45, sepal_width * 0.18, angle), fc="#f4d03f", ec="none"))
+        axes.add_patch(_mpl().Polygon(leaf(sepal_length, sepal_width, angle), fc=sepal_colour, ec="#2b2140", lw=1.2))
+        axes.add_patch(_mpl().Polygon(leaf(sepal_length * 0.45, sepal_width * 0.18, angle), fc="#f4d03f", ec="none"))
     for k in range(3):
         angle = math.radians(150 + 120 * k)
-        axes.add_patch(Polygon(leaf(petal_length, petal_width, angle), fc=petal_colour, ec="#1d1533", lw=1.2))
+        axes.add_patch(_mpl().Polygon(leaf(petal_length, petal_width, angle), fc=petal_colour, ec="#1d1533", lw=1.2))
         end = (petal_length * 0.8 * math.cos(angle), petal_length * 0.8 * math.sin(angle))
         axes.plot([0, end[0]], [0, end[1]], color="white", lw=0.8, alpha=0.6)
-    axes.add_patch(Circle((0, 0), 0.18, fc="#f4d03f", ec="#8a6d00", lw=1))
+    axes.add_patch(_mpl().Circle((0, 0), 0.18, fc="#f4d03f", ec="#8a6d00", lw=1))
 
 # %% ../../notebooks/lib/03_pictures.ipynb #b7272963
 def _scale_bar(axes):
@@ -92,7 +117,7 @@ def _scale_bar(axes):
 def iris_flower_png(sepal_length: float, sepal_width: float, petal_length: float, petal_width: float,
                     variety: str, title: str | None = None) -> bytes:
     "An iris seen from above, its sepals and petals drawn to the given sizes (cm), coloured by variety."
-    figure = Figure(figsize=(4.2, 4.8), facecolor="#fbfaf6")
+    figure = _mpl().Figure(figsize=(4.2, 4.8), facecolor="#fbfaf6")
     axes = _flower_axes(figure)
     _draw_flower(axes, sepal_length, sepal_width, petal_length, petal_width, variety)
     _scale_bar(axes)
@@ -112,16 +137,16 @@ def _person(axes, x: float, sex: str, age: float | None, colour: str):
     "A simple standing figure with its feet at (x, 0.14): smaller for a child, in a dress for a woman."
     s = 0.62 if age is not None and not pd.isna(age) and age < 14 else 1.0
     foot, hip, shoulder = 0.14, 0.14 + 0.22 * s, 0.14 + 0.43 * s
-    axes.add_patch(Circle((x, shoulder + 0.075 * s), 0.058 * s, fc=colour, ec="none"))
+    axes.add_patch(_mpl().Circle((x, shoulder + 0.075 * s), 0.058 * s, fc=colour, ec="none"))
     for side in (-1, 1):  # arms
         axes.plot([x + side * 0.06 * s, x + side * 0.1 * s], [shoulder - 0.01 * s, hip + 0.02 * s],
                   color=colour, lw=7 * s, solid_capstyle="round")
     if sex == "female":
-        axes.add_patch(Polygon([(x - 0.055 * s, shoulder), (x + 0.055 * s, shoulder), (x + 0.12 * s, foot + 0.03 * s),
+        axes.add_patch(_mpl().Polygon([(x - 0.055 * s, shoulder), (x + 0.055 * s, shoulder), (x + 0.12 * s, foot + 0.03 * s),
                                 (x - 0.12 * s, foot + 0.03 * s)], fc=colour, ec="none", joinstyle="round"))
         legs = [(x - 0.035 * s, foot, foot + 0.03 * s), (x + 0.035 * s, foot, foot + 0.03 * s)]
     else:
-        axes.add_patch(FancyBboxPatch((x - 0.06 * s, hip), 0.12 * s, shoulder - hip, fc=colour, ec="none",
+        axes.add_patch(_mpl().FancyBboxPatch((x - 0.06 * s, hip), 0.12 * s, shoulder - hip, fc=colour, ec="none",
                                       boxstyle=f"round,pad=0,rounding_size={0.02 * s}"))
         legs = [(x - 0.03 * s, foot, hip), (x + 0.03 * s, foot, hip)]
     for leg_x, low, high in legs:
@@ -147,12 +172,12 @@ def _stamp(axes, survived):
 def _card(axes, colour: str, heading: str):
     "The card itself: a rounded cream rectangle, the class-coloured band with the heading, a portrait frame."
     width = CARD_WIDTH / CARD_HEIGHT
-    axes.add_patch(FancyBboxPatch((0.03, 0.03), width - 0.06, 0.94, boxstyle="round,pad=0,rounding_size=0.06",
+    axes.add_patch(_mpl().FancyBboxPatch((0.03, 0.03), width - 0.06, 0.94, boxstyle="round,pad=0,rounding_size=0.06",
                                   fc="#fdf6e3", ec=colour, lw=3))
-    axes.add_patch(FancyBboxPatch((0.07, 0.78), width - 0.14, 0.14, boxstyle="round,pad=0,rounding_size=0.03",
+    axes.add_patch(_mpl().FancyBboxPatch((0.07, 0.78), width - 0.14, 0.14, boxstyle="round,pad=0,rounding_size=0.03",
                                   fc=colour, ec="none"))
     axes.text(width / 2, 0.85, heading, ha="center", va="center", fontsize=14, color="white", fontweight="bold")
-    axes.add_patch(FancyBboxPatch((0.09, 0.1), 0.32, 0.62, boxstyle="round,pad=0,rounding_size=0.03",
+    axes.add_patch(_mpl().FancyBboxPatch((0.09, 0.1), 0.32, 0.62, boxstyle="round,pad=0,rounding_size=0.03",
                                   fc="#efe6cf", ec="#cbbd99", lw=1))
 
 
@@ -162,7 +187,7 @@ def passenger_card_png(pclass: int, sex: str, age: float | None, survived: int |
     "A passenger's boarding card: class, sex, age, and a SURVIVED / DID NOT SURVIVE stamp."
     if pclass not in CLASS_NAMES:
         raise ValueError(f"pclass={pclass!r} is not a class: use 1, 2 or 3.")
-    figure = Figure(figsize=(CARD_WIDTH, CARD_HEIGHT), facecolor="white")
+    figure = _mpl().Figure(figsize=(CARD_WIDTH, CARD_HEIGHT), facecolor="white")
     axes = figure.add_axes((0, 0, 1, 1))
     axes.set_xlim(0, CARD_WIDTH / CARD_HEIGHT)
     axes.set_ylim(0, 1)
@@ -189,7 +214,7 @@ def _verdict(dataset: str, predicted, actual) -> str:
     right = "✓ correct" if actual == predicted else "✗ wrong"
     return f"actual: {names.get(actual, actual)}   {right}"
 
-
+# %% ../../notebooks/lib/03_pictures.ipynb #1f7a9c3e
 def prediction_png(dataset: str, row: dict, predicted, actual=None) -> bytes:
     "The picture of one predicted row, captioned with the prediction and, if known, the actual label."
     names = dict(zip(spec(dataset).classes, spec(dataset).class_names, strict=True))
@@ -207,9 +232,9 @@ def prediction_png(dataset: str, row: dict, predicted, actual=None) -> bytes:
 def confusion_matrix_png(confusion_df: pd.DataFrame, title: str = "Confusion matrix") -> bytes:
     "A heatmap of a confusion matrix (rows true, columns predicted), with class names and counts."
     size = 2.2 + 1.1 * len(confusion_df)
-    figure = Figure(figsize=(size + 1.2, size), facecolor="white")
+    figure = _mpl().Figure(figsize=(size + 1.2, size), facecolor="white")
     axes = figure.add_subplot()
-    sns.heatmap(confusion_df, annot=True, fmt="d", cmap="Blues", cbar=True, square=True, linewidths=1,
+    _seaborn().heatmap(confusion_df, annot=True, fmt="d", cmap="Blues", cbar=True, square=True, linewidths=1,
                 linecolor="white", annot_kws={"fontsize": 14}, ax=axes)
     axes.set_xlabel("Predicted", fontsize=12)
     axes.set_ylabel("True", fontsize=12)
@@ -245,7 +270,7 @@ def _tint(prediction, outcome) -> str:
 # %% ../../notebooks/lib/03_pictures.ipynb #87054500
 def _message_png(message: str, title: str) -> bytes:
     "A small picture that says `message` (e.g. no data yet)."
-    figure = Figure(figsize=(7, 2), facecolor="white")
+    figure = _mpl().Figure(figsize=(7, 2), facecolor="white")
     figure.text(0.5, 0.75, title, ha="center", fontsize=13, fontweight="bold")
     figure.text(0.5, 0.4, message, ha="center", fontsize=11, color="#555555")
     return png_bytes(figure)
@@ -262,7 +287,7 @@ def recent_predictions_png(df: pd.DataFrame, max_rows: int = 12, title: str = "M
              zip(recent.get("prediction", [None] * len(recent)), recent.get("outcome", [None] * len(recent)), strict=True)]
     widths = [max(len(str(c)), *(len(row[i]) for row in text)) + 2 for i, c in enumerate(recent.columns)]
     height = 0.65 + 0.27 * (len(recent) + 1)
-    figure = Figure(figsize=(max(5.0, 0.095 * sum(widths)), height), facecolor="white")
+    figure = _mpl().Figure(figsize=(max(5.0, 0.095 * sum(widths)), height), facecolor="white")
     axes = figure.add_axes((0.01, 0.02, 0.98, 1 - 0.6 / height))
     axes.axis("off")
     table = axes.table(cellText=text, colLabels=list(recent.columns), cellColours=tints, cellLoc="center",
@@ -283,26 +308,26 @@ def _day_bars(axes, # where to draw
               heights: pd.Series, # one height per bar
               colour: str) -> None:
     "Bars 0.8 day wide over `days`, as one collection: a hundred days of `axes.bar` patches take seconds to add."
-    x = mdates.date2num(pd.to_datetime(days, utc=True).dt.tz_localize(None))
+    x = _mpl().dates.date2num(pd.to_datetime(days, utc=True).dt.tz_localize(None))
     top = np.asarray(heights, dtype=float)
     corners = [(x - 0.4, 0 * top), (x - 0.4, top), (x + 0.4, top), (x + 0.4, 0 * top)]
-    bars = PolyCollection(np.stack([np.column_stack(c) for c in corners], axis=1), facecolors=colour, edgecolors="none")
+    bars = _mpl().PolyCollection(np.stack([np.column_stack(c) for c in corners], axis=1), facecolors=colour, edgecolors="none")
     bars.sticky_edges.y.append(0)  # as `bar` does: the axis starts at 0
     axes.add_collection(bars)
     axes.xaxis_date()
     axes.autoscale_view()
 
-
+# %% ../../notebooks/lib/03_pictures.ipynb #3d8f5a71
 def accuracy_over_time_png(daily: pd.DataFrame,  # per day: day, predictions, accuracy, running_accuracy
                            title: str = "Prediction accuracy over time") -> bytes:
     "A chart of the accuracy per day and the running accuracy, over the predictions per day."
     if daily.empty:
         return _message_png("No predictions with a known outcome yet.", title)
-    figure = Figure(figsize=(7.5, 3.8), facecolor="white")
+    figure = _mpl().Figure(figsize=(7.5, 3.8), facecolor="white")
     counts = figure.add_subplot()
     _day_bars(counts, daily.day, daily.predictions, "#d6e4f0")
     counts.set_ylabel("rows per day", color="#7f9bb5")
-    counts.yaxis.set_major_locator(MaxNLocator(integer=True))
+    counts.yaxis.set_major_locator(_mpl().MaxNLocator(integer=True))
     accuracy = counts.twinx()
     accuracy.plot(daily.day, daily.accuracy, marker="o", color="#1f618d", lw=2, label="daily accuracy")
     accuracy.plot(daily.day, daily.running_accuracy, ls="--", color="#e67e22", lw=1.8, label="running accuracy")
@@ -327,10 +352,10 @@ def drift_heatmap_png(psi: pd.DataFrame,  # rows: features; columns: round times
         return _message_png("No drift measured yet.", title)
     shown = psi.iloc[:, -30:]  # the last 30 rounds
     labels = [pd.Timestamp(time).strftime("%m-%d %H:%M") for time in shown.columns]
-    figure = Figure(figsize=(max(6.0, 1.2 + 0.42 * len(labels)), 1.6 + 0.45 * len(shown)), facecolor="white")
+    figure = _mpl().Figure(figsize=(max(6.0, 1.2 + 0.42 * len(labels)), 1.6 + 0.45 * len(shown)), facecolor="white")
     axes = figure.add_subplot()
     axes.set_facecolor("#d5d8dc")  # NaN cells show the background: too few rows
-    sns.heatmap(shown.astype(float), ax=axes, vmin=0, vmax=2 * threshold, cmap="Reds", linewidths=0.5,
+    _seaborn().heatmap(shown.astype(float), ax=axes, vmin=0, vmax=2 * threshold, cmap="Reds", linewidths=0.5,
                 annot=len(labels) <= 12, fmt=".2f", xticklabels=labels, cbar_kws={"label": "PSI"})
     axes.set_xlabel("round (UTC)")
     axes.set_ylabel("")

@@ -30,3 +30,11 @@ def no_traceback(page) -> None:
     text = page.inner_text("body")
     for sign in ("Traceback", "Error:", "ExecutionError", "Exception"):
         assert sign not in text, f"{sign!r} visible on the page:\n{text[:2000]}"
+
+
+def refused(page, message: str) -> None:
+    "The page shows `message` beside its input and the form's sentence asking to fix it, and no prediction."
+    page.get_by_text(message).wait_for()
+    page.locator(".sml-problem:visible", has_text="Fix the 1 input(s) marked in red").wait_for()
+    assert page.locator(".sml-class:visible").count() == 0 and page.locator(".sml-picture:visible").count() == 0
+    no_traceback(page)

@@ -17,7 +17,7 @@ import pytest
 from serverless_ml import params
 from serverless_ml.features.daily import add_daily_rows, daily_rows
 from serverless_ml.features.datasets import load
-from serverless_ml.features.group import feature_group, upsert
+from serverless_ml.features.group import store_history
 from serverless_ml.features.spec import DATASETS
 from serverless_ml.inference.batch import predict_new_rows
 from serverless_ml.store.login import login
@@ -46,7 +46,7 @@ def using_store(where: Path | dict):
 
 def train(project, dataset: str) -> Trained:
     "The feature and training stages, as notebooks 1 and 2 run them: the history stored, a model registered."
-    upsert(feature_group(project.get_feature_store(), dataset), load(dataset))
+    store_history(project.get_feature_store(), dataset, load(dataset))
     return train_and_register(project, dataset)
 
 

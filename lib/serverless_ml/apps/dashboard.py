@@ -17,11 +17,12 @@ from .dashboard_data import DashboardData, read_dashboard
 from .html import picture_html
 from .serving import class_name, no_model_message
 from .voila import server_log
+from ..store.errors import StoreBusyError, StoreDamagedError
 
 # %% auto #0
 __all__ = ['NO_PREDICTIONS', 'ROW_WORDS', 'RECENT_COLUMNS', 'SECTIONS', 'empty_message', 'table_html', 'recent_table_html',
-           'counts_html', 'section_html', 'alerts_html', 'quality_html', 'drift_html', 'DashboardTab', 'Repeater',
-           'read_stamp', 'DashboardPage']
+           'counts_html', 'section_html', 'alerts_html', 'quality_html', 'drift_html', 'unreadable_message',
+           'DashboardTab', 'Repeater', 'read_stamp', 'DashboardPage']
 
 # %% ../../../notebooks/lib/apps/08_dashboard.ipynb #c94c0a84
 NO_PREDICTIONS = ("No predictions yet for {name}. Make some with <code>make daily</code> (one new {row} and its "
@@ -111,6 +112,16 @@ def drift_html(data: DashboardData) -> str:
             + section_html("Alerts", alerts_html(data.alerts))
             + section_html("Data quality: failed expectations", quality_html(data.quality)))
 
+# %% ../../../notebooks/lib/apps/08_dashboard.ipynb #unreadable1
+def unreadable_message(error: BaseException) -> str:
+    "What a visitor reads when the store could not be read: a damaged store is not a moment's trouble."
+    if isinstance(error, StoreDamagedError):
+        return ("Sorry, the store is damaged, so nothing can be shown until it is restored. The server's log names "
+                "the file and what to do; refreshing will not help.")
+    if isinstance(error, StoreBusyError):
+        return "The store is busy with a pipeline run just now. Press Refresh in a minute."
+    return "Sorry, the store could not be read just now. The details are in the server's log; press Refresh to try again."
+
 # %% ../../../notebooks/lib/apps/08_dashboard.ipynb #881fc9f1
 SECTIONS = {  # picture file name -> (heading, alt text) of the dashboard's pictures
     "latest_prediction.png": ("Newest prediction: predicted vs actual",
@@ -141,10 +152,9 @@ class DashboardTab:
         self.loaded = True
         try:
             data = self.read(self.dataset)
-        except Exception:
+        except Exception as error:
             server_log().exception("Could not read the monitoring data of %s", self.dataset)
-            self.show(DashboardData(self.dataset), "Sorry, the store could not be read just now. The details "
-                      "are in the server's log; press Refresh to try again.")
+            self.show(DashboardData(self.dataset), unreadable_message(error))
             return
         self.show(data)
 

@@ -16,9 +16,10 @@ from .serving import ServedModel, store_project
 from .voila import server_log
 from ..config import to_utc, utc_column, utc_now
 from ..features.spec import spec
-from ..inference import alerts, drift
+from ..inference import alerts
 from ..inference.images import draw_pictures, uploaded_images
-from ..inference.quality import QUALITY_COLUMNS, quality_name, QUALITY_VERSION
+from ..inference.drift import DRIFT_RECORD
+from ..inference.quality import QUALITY_COLUMNS, QUALITY_RECORD
 from ..inference.state import monitoring_data, RECENT
 from ..names import model_name
 from ..training.registry import best_model
@@ -68,13 +69,13 @@ def dashboard_data(dataset: str, view, entry,
 DRIFT_WINDOW = "7d"  # the drift window the heatmap shows: single rows are too few for PSI, a week gathers them
 
 
-def with_watch(data: DashboardData, fs, dataset: str) -> DashboardData:
-    "`data` with the drift section's heatmap, recent alerts and failed expectations, read from the store."
-    heatmap = pictures.drift_heatmap_png(drift_over_time(fs, dataset, DRIFT_WINDOW),
+def with_watch(data: DashboardData, project, dataset: str) -> DashboardData:
+    "`data` with the drift section's heatmap, recent alerts and failed expectations, read from the round records."
+    heatmap = pictures.drift_heatmap_png(drift_over_time(project, dataset, DRIFT_WINDOW),
                                          alerts.thresholds().psi, f"{dataset.capitalize()} feature drift "
                                          f"(PSI over the last {DRIFT_WINDOW[:-1]} days) by round")
-    return replace(data, drift=heatmap, alerts=recent_alerts(fs, dataset),
-                   quality=quality_failures(fs, dataset).head(10))
+    return replace(data, drift=heatmap, alerts=recent_alerts(project, dataset),
+                   quality=quality_failures(project, dataset).head(10))
 
 
 def _read_dashboard(dataset: str, project=None) -> DashboardData:
@@ -85,7 +86,7 @@ def _read_dashboard(dataset: str, project=None) -> DashboardData:
     drawn = uploaded_images(project.get_dataset_api(), dataset, view.stamp,
                                        DASHBOARD_PICTURES) if view else None
     data = dashboard_data(dataset, view, entry, drawn)
-    return with_watch(data, project.get_feature_store(), dataset) if data.has_predictions else data
+    return with_watch(data, project, dataset) if data.has_predictions else data
 
 
 def read_dashboard(dataset: str, project=None) -> DashboardData:
@@ -98,28 +99,26 @@ def read_dashboard(dataset: str, project=None) -> DashboardData:
     return data
 
 # %% ../../../notebooks/lib/apps/07_dashboard_data.ipynb #6c409522
-def drift_over_time(fs, dataset: str,
+def drift_over_time(project, dataset: str,
                     window: str = "round",  # which drift window: round, 7d or 30d (see `drift.WINDOWS`)
                     ) -> pd.DataFrame:
     "The PSI of each feature (rows) per round time (columns, oldest first) for `window`; empty before any round."
-    group = fs.get_feature_group(drift.drift_name(dataset), version=drift.DRIFT_VERSION)
-    measured = group.read() if group is not None else pd.DataFrame(columns=drift.DRIFT_COLUMNS)
+    measured = DRIFT_RECORD.read(project.get_dataset_api(), dataset)
     measured = measured[measured["time_window"] == window]
     table = measured.pivot_table(index="feature", columns="round_time", values="psi", aggfunc="last", dropna=False)
     return table.reindex(index=[f for f in spec(dataset).features if f in table.index]).sort_index(axis=1)
 
 
-def recent_alerts(fs, dataset: str, now: pd.Timestamp | None = None, days: int = 7) -> pd.DataFrame:
+def recent_alerts(project, dataset: str, now: pd.Timestamp | None = None, days: int = 7) -> pd.DataFrame:
     "The alerts of the last `days` days up to `now`, newest first: when, kind, feature, window, message."
-    stored = alerts.read_alerts(fs, dataset)
+    stored = alerts.read_alerts(project, dataset)
     until = to_utc(now or utc_now())
     times = utc_column(stored["round_time"])
     stored = stored[(times > until - pd.Timedelta(days=days)) & (times <= until)]
     return stored.sort_values("round_time", ascending=False, ignore_index=True)
 
 
-def quality_failures(fs, dataset: str) -> pd.DataFrame:
+def quality_failures(project, dataset: str) -> pd.DataFrame:
     "Every round's failed expectations, newest first: round time, expectation, passed and failed rows."
-    group = fs.get_feature_group(quality_name(dataset), version=QUALITY_VERSION)
-    found = group.read() if group is not None else pd.DataFrame(columns=QUALITY_COLUMNS)
+    found = QUALITY_RECORD.read(project.get_dataset_api(), dataset)
     return found[found["failed"] > 0].sort_values("round_time", ascending=False, ignore_index=True)[QUALITY_COLUMNS]

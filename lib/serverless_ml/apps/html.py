@@ -96,6 +96,8 @@ def dataset_from_link(names: list[str],  # the page's datasets, in tab order, e.
                       params: dict,  # the page's `url_parameters()`
                       ) -> tuple[str | None, str]:
     "`(dataset, problem)`: the dataset `?dataset=` names (None when absent or unknown), and a sentence when unknown."
+    if getattr(params, "problem", ""):  # a link refused whole (a key given twice, too long): say so, open nothing
+        return None, params.problem
     asked = params.get("dataset")
     if asked is None:
         return None, ""
@@ -128,7 +130,7 @@ def open_link(tab_widget: widgets.Tab,  # the predictor's tabs, in `predictors` 
               ) -> str:
     "Open the tab the link names and let it fill its inputs and predict; returns the page's notice ('' when none)."
     problem = select_dataset_tab(tab_widget, list(predictors), params)
-    if not problem:
+    if not problem:  # a refused link, or one naming a dataset the page lacks, fills nothing
         dataset, _ = dataset_from_link(list(predictors), params)
         predictors[dataset or next(iter(predictors))].open_link(params)
     return problem

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import html
-import math
+import re
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -17,8 +17,9 @@ from ..features.spec import PORTS, TITLES
 from ..features.spec import spec as dataset_spec
 
 # %% auto #0
-__all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NUMBERS', 'LABEL_WIDTH', 'InputSpec', 'input_spec',
-           'input_specs', 'InputError', 'accepted', 'parse_input', 'check_inputs', 'input_widget', 'hint_html']
+__all__ = ['APP_INPUTS', 'NOT_GIVEN', 'CHOICES', 'GUESSED_BY_DEFAULT', 'WHOLE_NUMBERS', 'PLAIN_NUMBER', 'THOUSANDS',
+           'LABEL_WIDTH', 'InputSpec', 'input_spec', 'input_specs', 'InputError', 'accepted', 'parse_input',
+           'check_inputs', 'input_widget', 'hint_html']
 
 # %% ../../../notebooks/lib/apps/01_inputs.ipynb #d34fc83d
 @dataclass(frozen=True)
@@ -104,15 +105,18 @@ def accepted(spec: InputSpec) -> str:
     return f"{kind} from {spec.low:g} to {spec.high:g}{unit}"
 
 # %% ../../../notebooks/lib/apps/01_inputs.ipynb #ef810e17
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")  # ASCII digits, one decimal point or comma
+THOUSANDS = re.compile(r"[+-]?[0-9]{1,3},[0-9]{3}")  # `1,000`: a thousands separator or a decimal comma? Refused
+
+
 def _number(spec: InputSpec, text: str) -> float:
-    "`text` read as a finite number (decimal comma allowed), else an InputError."
-    try:
-        number = float(text.replace(",", "."))
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
+    "`text` read as a plain number (a decimal comma allowed where it cannot be a thousands separator), else an InputError."
+    if THOUSANDS.fullmatch(text):
+        raise InputError(f"'{text}' could mean {text.replace(',', '')} or {text.replace(',', '.')}: write it with "
+                         f"a decimal point and no thousands separator; enter {accepted(spec)}.")
+    if not PLAIN_NUMBER.fullmatch(text):
         raise InputError(f"'{text}' is not a number: enter {accepted(spec)}.")
-    return number
+    return float(text.replace(",", "."))
 
 
 def parse_input(spec: InputSpec, raw) -> object:

@@ -8,19 +8,44 @@ from __future__ import annotations
 import html
 import os
 import urllib.parse
+from collections import Counter
 
 from .inputs import InputError, InputSpec, NOT_GIVEN
 from ..features.spec import PORTS
 
 # %% auto #0
-__all__ = ['COPY_SCRIPT', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query', 'link_html']
+__all__ = ['MAX_LINK', 'COPY_SCRIPT', 'LinkParameters', 'url_parameters', 'link_value', 'inputs_from_link', 'link_query',
+           'link_html']
 
 # %% ../../../notebooks/lib/apps/02_links.ipynb #a3790f9e
+class LinkParameters(dict):
+    "A link's parameters, key -> value; `problem` is the page's sentence when the link is refused (then no values)."
+    problem: str = ""
+
+
+MAX_LINK = 2_000  # characters in a link's query string; the longest these pages make (Titanic, every input) is ~150
+
+
+def _refused(problem: str) -> LinkParameters:
+    "No parameters, and the sentence saying why."
+    refused = LinkParameters()
+    refused.problem = problem
+    return refused
+
+
 def url_parameters(query: str | None = None,  # a query string, `?` optional; the visit's `QUERY_STRING` when None
-                   ) -> dict[str, str]:
+                   ) -> LinkParameters:
     "The page's query-string parameters, decoded: `?dataset=iris&sepal_length=5.1` -> `{'dataset': 'iris', ...}`."
-    query = os.environ.get("QUERY_STRING", "") if query is None else query
-    return dict(urllib.parse.parse_qsl(query.removeprefix("?"), keep_blank_values=True))
+    query = (os.environ.get("QUERY_STRING", "") if query is None else query).removeprefix("?")
+    if len(query) > MAX_LINK:
+        return _refused(f"This link is too long ({len(query):,} characters; a link to these pages has at most "
+                        f"{MAX_LINK:,}), so none of it was used: open the page without it, or use Copy link.")
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    repeated = [key for key, count in Counter(key for key, _ in pairs).items() if count > 1]
+    if repeated:
+        return _refused(f"This link gives {', '.join(repr(key) for key in repeated)} more than once, so none of it was "
+                        "used: give each value once.")
+    return LinkParameters(pairs)
 
 # %% ../../../notebooks/lib/apps/02_links.ipynb #4454d33e
 def _link_words(value, words: str) -> set[str]:

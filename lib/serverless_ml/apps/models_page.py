@@ -20,7 +20,6 @@ from .serving import store_project
 from .voila import server_log
 from ..features.spec import DATASETS
 from ..names import model_name
-from ..training import models
 from ..training.registry import BEST_METRIC, best_model, TRAINING_RECORD
 
 # %% auto #0
@@ -113,6 +112,8 @@ def feature_importance(model) -> pd.Series | None:
 
 def version_importance(facts: VersionFacts) -> pd.Series | None:
     "The feature importance of the model saved in `facts.folder` (loaded with the same checks as inference)."
+    from serverless_ml.training import models  # the model files: read when a version is picked, not at a visit
+
     return feature_importance(models.load_model(facts.folder))
 
 # %% ../../../notebooks/lib/apps/09_models_page.ipynb #a8a5bae9

@@ -19,7 +19,6 @@ from .serving import Prediction, ServedModel, class_name
 from .voila import server_log
 from .why import explained
 from ..features import datasets
-from ..training import models
 
 # %% auto #0
 __all__ = ['predict_one', 'link_problem', 'PredictorTab']
@@ -27,6 +26,8 @@ __all__ = ['predict_one', 'link_problem', 'PredictorTab']
 # %% ../../../notebooks/lib/apps/06_predictor.ipynb #predictone2
 def predict_one(served: ServedModel, values: dict) -> Prediction:
     "Predict one row from checked app `values` with the same functions batch inference uses."
+    from serverless_ml.training import models  # loaded with the visitor's model already; not at a kernel's start
+
     dataset = served.dataset
     row = datasets.app_row(dataset, **values)
     label = models.predict(dataset, served.estimator, row)[0]

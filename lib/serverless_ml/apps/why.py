@@ -12,7 +12,6 @@ import pandas as pd
 from .html import picture_html, status_html
 from .serving import ServedModel
 from .voila import server_log
-from ..training import explain
 
 # %% auto #0
 __all__ = ['WHY_TEXT', 'NEIGHBOUR_COLUMNS', 'neighbours_html', 'why_html', 'explained']
@@ -39,6 +38,8 @@ def neighbours_html(nearest: pd.DataFrame) -> str:
 # %% ../../../notebooks/lib/apps/05_why.ipynb #a83feabb
 def why_html(served: ServedModel, row: pd.DataFrame, predicted: str) -> str:
     "Why `served` predicted `predicted` for `row`: the Titanic pushes chart, or the Iris neighbours' table and plane."
+    from serverless_ml.training import explain  # XGBoost's contributions and drawings: at the first Predict, not before
+
     heading = '<h3 class="sml-why">Why this prediction</h3>'
     if served.dataset == "titanic":
         chart = explain.contributions_png(explain.titanic_contributions(served.estimator, row))

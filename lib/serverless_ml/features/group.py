@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .spec import schema, spec
-from ..names import FEATURE_GROUP_VERSION, group_name
+from ..config import utc_column
+from .spec import HISTORICAL_TIME, schema, spec
+from ..names import FEATURE_GROUP_VERSION, group_name, predictions_name
 from ..store.expectations import expectation_suite
 from ..store.groups import our_group
 
 # %% auto #0
-__all__ = ['feature_group', 'upsert', 'existing_group']
+__all__ = ['feature_group', 'upsert', 'existing_group', 'store_history']
 
 # %% ../../../notebooks/lib/features/05_group.ipynb #9027fd10
 def feature_group(fs, dataset: str):
@@ -37,3 +38,32 @@ def existing_group(fs, dataset: str):
         raise LookupError(f"Feature group {group_name(dataset)!r} v{FEATURE_GROUP_VERSION} does not exist yet: "
                           f"run 1_feature_pipeline.ipynb for {dataset} first.")
     return group
+
+# %% ../../../notebooks/lib/features/05_group.ipynb #history1
+def _historical_ids(group, dataset: str) -> set[int]:
+    "The ids of the historical rows `group` holds (none before its first insert)."
+    if not group.features:
+        return set()
+    spec_ = spec(dataset)
+    time = group.get_feature(spec_.event_time)
+    held = group.select([*spec_.primary_key, spec_.event_time]).filter(time <= HISTORICAL_TIME).read()
+    held = held[utc_column(held[spec_.event_time]) == HISTORICAL_TIME]
+    return set(held[spec_.primary_key[0]].astype("int64"))
+
+
+def store_history(fs, dataset: str,
+                  rows: pd.DataFrame,  # one source's historical rows (`features.datasets.load`)
+                  say=print,  # where the notice of a replaced source goes
+                  ) -> int:
+    "Stage 1: `rows` into the feature group; a group holding another source's history is replaced, never mixed."
+    group, key = feature_group(fs, dataset), spec(dataset).primary_key[0]
+    other = _historical_ids(group, dataset) - set(rows[key].astype("int64"))
+    if not other:
+        return upsert(group, rows)
+    held = len(group.select([key]).read())
+    say(f"Feature group {group_name(dataset)!r} v{FEATURE_GROUP_VERSION} held another source's history "
+        f"({len(other):,} of its ids are not in this one): its {held:,} rows are replaced by these {len(rows):,}, "
+        f"the daily rows among them too. Predictions made for them stay in {predictions_name(dataset)!r}; "
+        "`sml-run clean --yes` starts the project over.")
+    group.insert(rows, overwrite=True, wait=True)
+    return len(rows)

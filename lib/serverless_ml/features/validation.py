@@ -24,7 +24,7 @@ def expectations(schema: pa.DataFrameSchema) -> list[tuple[str, str]]:
         found += [(name, str(check.error or check.name)) for check in column.checks]
     return found
 
-
+# %% ../../../notebooks/lib/features/04_validation.ipynb #1e7a4c38
 def _failed_rows(cases: pd.DataFrame, rows: int) -> pd.Series:
     "Per `(column, check)` of pandera's failure cases, the failing rows (all `rows` when not row by row)."
     cases = cases.assign(check=cases["check"].astype(str).where(~cases["check"].astype(str).str.startswith("dtype("),

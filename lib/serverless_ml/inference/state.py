@@ -24,7 +24,8 @@ from ..store.resources import put_file, shown_path
 # %% auto #0
 __all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'empty_state', 'MonitoringStateWarning', 'state_problem', 'read_state',
            'write_state', 'predictions_group', 'count_predictions', 'update_state', 'Monitoring', 'accuracy_per_day',
-           'monitoring_from_state', 'rebuild_state', 'stored_prediction_times', 'monitoring_state', 'monitoring_data']
+           'monitoring_from_state', 'rebuild_state', 'stored_predictions', 'stored_prediction_times',
+           'monitoring_state', 'monitoring_data']
 
 # %% ../../../notebooks/lib/inference/01_state.ipynb #44d7dd73
 STATE_FILE = "state.json"
@@ -118,8 +119,8 @@ def _json_file(path: Path):
 def read_state(dataset_api, dataset: str) -> dict | None:
     "The monitoring state of `dataset`; None when none was written yet, or (with a warning) when it is unusable."
     state = _read_resource(dataset_api, f"{state_folder(dataset)}/{STATE_FILE}", _json_file,
-                           (UnicodeDecodeError, json.JSONDecodeError),
-                           lambda error: _warn_rebuilt(dataset_api, dataset, f"it is not JSON ({error})"))
+                           (UnicodeDecodeError, json.JSONDecodeError, OSError),
+                           lambda error: _warn_rebuilt(dataset_api, dataset, f"it is not a readable JSON file ({error})"))
     if state is _ABSENT:
         return None
     state = {**empty_state(), **state} if isinstance(state, dict) else state  # JSON null is a state, and broken
@@ -273,34 +274,73 @@ def rebuild_state(project, dataset: str, save: bool = True) -> dict:
     return state
 
 # %% ../../../notebooks/lib/inference/01_state.ipynb #c9cbae8e
-def stored_prediction_times(project, dataset: str) -> pd.Series:
-    "The prediction time of every logged prediction: one column read, the count both backends give cheaply."
+def stored_predictions(project, dataset: str) -> pd.DataFrame:
+    "Every logged prediction's time and whether it was right: three narrow columns, read the same on both backends."
     logged = project.get_feature_store().get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
     if logged is None:
-        return pd.Series([], dtype="datetime64[us, UTC]")
-    return utc_column(logged.select(["prediction_time"]).read()["prediction_time"])
+        return pd.DataFrame({"prediction_time": pd.Series([], dtype="datetime64[us, UTC]"),
+                             "correct": pd.Series([], dtype="bool")})
+    found = logged.select(["prediction_time", "outcome", "prediction"]).read()
+    return pd.DataFrame({"prediction_time": utc_column(found["prediction_time"]),
+                         "correct": (found["outcome"] == found["prediction"]).to_numpy()})
 
 
-def _counts_problem(state: dict, times: pd.Series) -> str | None:
-    "How the state's counts disagree with the store's predictions up to its last prediction time; None if they agree."
-    counted, until = sum(row["n"] for row in state["counts"]), to_utc(state["last_prediction_time"])
-    stored = int((times <= until).sum()) if until is not None else 0
-    if counted == stored:
+def stored_prediction_times(project, dataset: str) -> pd.Series:
+    "The prediction time of every logged prediction (`stored_predictions`)."
+    return stored_predictions(project, dataset)["prediction_time"]
+
+
+def _counted(state: dict) -> tuple[int, int]:
+    "How many predictions the state counts, and how many of them right."
+    return (sum(row["n"] for row in state["counts"]),
+            sum(row["n"] for row in state["counts"] if row["outcome"] == row["prediction"]))
+
+
+def _counts_problem(state: dict, stored: pd.DataFrame) -> str | None:
+    "How the state's counts (all, and right) disagree with the store's predictions up to its last prediction time."
+    until = to_utc(state["last_prediction_time"])
+    upto = stored[(stored["prediction_time"] <= until).to_numpy()] if until is not None else stored.head(0)
+    (counted, right), (held, held_right) = _counted(state), (len(upto), int(upto["correct"].sum()))
+    if counted != held:
+        lost = " (if the store lost rows, e.g. a damaged .wal or .duckdb file, restore it from a backup)" \
+            if counted > held else ""
+        return f"it counts {counted:,} predictions where the store holds {held:,} up to {until}{lost}"
+    if right != held_right:
+        return f"it counts {right:,} right predictions where the store holds {held_right:,} up to {until}"
+    return None
+
+
+def _recent_problem(project, dataset: str, state: dict) -> str | None:
+    "How the state's recent predictions and newest row disagree with the logged predictions; None if they agree."
+    recent = pd.DataFrame(state["recent"], columns=PREDICTION_COLUMNS)
+    if recent.empty:
         return None
-    lost = " (if the store lost rows, e.g. a damaged .wal or .duckdb file, restore it from a backup)" \
-        if counted > stored else ""
-    return f"it counts {counted:,} predictions where the store holds {stored:,} up to {until}{lost}"
+    recent = recent.assign(id=recent["id"].astype("int64"), event_time=utc_column(recent["event_time"]))
+    logged = read_since(predictions_group(project.get_feature_store(), dataset), recent["event_time"].min())
+    logged = logged.assign(id=logged["id"].astype("int64"), event_time=utc_column(logged["event_time"]))
+    found = recent.merge(logged, on=["id", "event_time"], how="left", suffixes=("", "_logged"), indicator=True)
+    unknown = found[(found["_merge"] != "both") | (found["prediction"] != found["prediction_logged"])
+                    | (found["outcome"] != found["outcome_logged"])]
+    if len(unknown):
+        return f"its recent predictions hold ids {sorted(unknown['id'].unique().tolist())} the store has not logged so"
+    newest = state["newest"]
+    if newest is not None and int(newest.get(spec(dataset).primary_key[0], -1)) != int(recent["id"].iloc[0]):
+        return "its newest row is not its newest prediction"
+    return None
 
 
 def monitoring_state(project, dataset: str, save: bool = True,
                      complete: bool = False,  # also rebuild when the store holds predictions the state has not counted
+                     stored: pd.DataFrame | None = None,  # `stored_predictions`, when the caller read them already
                      ) -> dict:
     "The monitoring state of `dataset`, checked against the store: rebuilt (and saved when `save`) when missing or wrong."
     dataset_api = project.get_dataset_api()
-    state, times = read_state(dataset_api, dataset), stored_prediction_times(project, dataset)
-    problem = _counts_problem(state, times) if state is not None else None
+    state = read_state(dataset_api, dataset)
+    stored = stored_predictions(project, dataset) if stored is None else stored
+    problem = (_counts_problem(state, stored) or _recent_problem(project, dataset, state)) if state is not None else None
     if problem:
         _warn_rebuilt(dataset_api, dataset, problem)
+    times = stored["prediction_time"]
     behind = state is not None and complete and bool((times > (to_utc(state["last_prediction_time"]) or
                                                                 HISTORICAL_TIME)).any())
     return rebuild_state(project, dataset, save) if state is None or problem or behind else state

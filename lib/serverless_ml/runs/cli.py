@@ -176,8 +176,8 @@ def run_alerts(results: list[ChainResult],  # one per dataset
     inferred = [r.dataset for r in results if any(p.name == STAGES["inference"] for p in r.executed)]
     if not inferred:
         return {}
-    fs = login().get_feature_store()
-    return {dataset: read_alerts(fs, dataset, stamp) for dataset in inferred}
+    project = login()
+    return {dataset: read_alerts(project, dataset, stamp) for dataset in inferred}
 
 
 def alert_exit(found: dict,  # dataset -> its alerts (`run_alerts`)

@@ -18,7 +18,6 @@ from ..names import model_name
 from ..runs.provenance import provenance, provenance_text
 from ..store.groups import SchemaMismatchError
 from ..store.model_schema import ModelSchema, Schema
-from . import models
 from .split import feature_view, training_data
 
 # %% auto #0
@@ -55,6 +54,8 @@ def register_model(mr, dataset: str, model, metrics: dict, confusion: pd.DataFra
                     f"{provenance_text()}",
         input_example=X_train.head(1), model_schema=model_schema(X_train, y_train),
         feature_view=fv, training_dataset_version=_training_dataset_version(fv))
+    from serverless_ml.training import models  # scikit-learn, XGBoost, skops: imported when a model is saved
+
     with tempfile.TemporaryDirectory(prefix=f"{dataset}_model-") as folder:
         models.save_model(model, folder)
         (Path(folder) / "confusion_matrix.png").write_bytes(confusion_png or pictures.confusion_matrix_png(confusion))
@@ -108,6 +109,8 @@ def model_entry(mr, dataset: str, version: int = 0):
 
 def load_best_model(mr, dataset: str, version: int = 0) -> tuple:
     "`(model, registry entry)` of `<dataset>_model`: the best by CV accuracy, or `version` when > 0."
+    from serverless_ml.training import models  # imported when a model is loaded: a dashboard only asks its version
+
     entry = model_entry(mr, dataset, version)
     return models.load_model(entry.download()), entry
 
@@ -131,9 +134,11 @@ class Trained:
 
 def train_and_register(project, dataset: str,
                        test_size: float = 0.2,  # share of the rows held out
-                       seed: int = models.SEED,  # the split's, the model's and its cross-validation's seed
+                       seed: int = 42,  # the split's, the model's and its cross-validation's seed (`models.SEED`)
                        ) -> Trained:
     "Stage 2: feature view, seeded split, train, evaluate, register a new version of `<dataset>_model`."
+    from serverless_ml.training import models
+
     fs, mr = project.get_feature_store(), project.get_model_registry()
     view = feature_view(fs, dataset)
     X_train, X_test, y_train, y_test = training_data(view, dataset, test_size, seed)

@@ -117,5 +117,7 @@ def move(self, source_path: str, destination_path: str, overwrite: bool = False)
         raise DatasetError(f"{source_path} does not exist in the dataset.")
     if target.exists() and not overwrite:
         raise DatasetError(f"{destination_path} already exists, set overwrite=True to overwrite it")
+    if target.is_dir() and not source.is_dir():  # a folder where a file belongs (a hand edit, a damaged copy)
+        self.remove(destination_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)

@@ -10,7 +10,6 @@ import warnings
 
 import duckdb
 from fastcore.basics import patch_to
-from hopsworks_common.util import VersionWarning
 
 from ...config import store_home
 from ..expectations import ExpectationSuite, fix_feature_name
@@ -18,7 +17,7 @@ from .feature_group import (_catalog_row, _group_from_row, _read_catalog_row,
                                                      LocalFeatureGroup, LocalQuery)
 from .feature_view import LocalFeatureView
 from .file import connect, FeatureStoreError, remove_stale, store_file, transaction
-from .types import _check_name, _check_version
+from .types import version_warning, _check_name, _check_version
 
 # %% auto #0
 __all__ = ['TIME_TRAVEL_FORMATS', 'LocalFeatureStore']
@@ -34,7 +33,7 @@ def _view_from_row(row: dict, group_row: dict) -> LocalFeatureView:
 def _version_or_default(name: str, version, what: str) -> int:
     "`version`, or 1 with a warning when None, as the SDK's getters do."
     if version is None:
-        warnings.warn(f"No version provided for getting {what} `{name}`, defaulting to `1`.", VersionWarning,
+        warnings.warn(f"No version provided for getting {what} `{name}`, defaulting to `1`.", version_warning(),
                       stacklevel=3)
         return 1
     return _check_version(version, what)

@@ -9,12 +9,11 @@ import warnings
 
 import pandas as pd
 from fastcore.basics import patch_to
-from hopsworks_common.util import VersionWarning
 
 from ..expectations import fix_feature_name
 from .feature_group import LocalQuery
 from .file import connect, transaction
-from .types import _as_dataframe_type, Feature
+from .types import version_warning, _as_dataframe_type, Feature
 from ...training.split import keyed_test_mask
 
 # %% auto #0
@@ -83,7 +82,7 @@ def _record_training_dataset(self, description: str) -> int:
         con.execute("INSERT INTO sml.training_datasets VALUES (?, ?, ?, ?, now())",
                     [self.name, self.version, version, description or ""])
     self._last_training_dataset = version
-    warnings.warn(f"Incremented version to `{version}`.", VersionWarning, stacklevel=3)
+    warnings.warn(f"Incremented version to `{version}`.", version_warning(), stacklevel=3)
     return version
 
 @patch_to(LocalFeatureView)

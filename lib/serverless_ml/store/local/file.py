@@ -20,25 +20,23 @@ from pathlib import Path
 
 import duckdb
 
+from ..errors import StoreBusyError, StoreDamagedError, StoreFullError
 from ...config import lock_timeout, store_home
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'READS_A_CONNECTION', 'StoreBusyError',
-           'FeatureStoreError', 'StoreDamagedError', 'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock',
-           'staging_tag', 'is_stale', 'remove_stale', 'damaged', 'connect', 'held_reads', 'transaction']
+__all__ = ['STORE_FILE', 'WRITES_FILE', 'CATALOG_DDL', 'STATE_DDL', 'STALE_AFTER', 'READS_A_CONNECTION', 'FeatureStoreError',
+           'store_file', 'wal_file', 'writes_file', 'lock_file', 'store_lock', 'staging_tag', 'is_stale',
+           'remove_stale', 'damaged', 'connect', 'held_reads', 'transaction']
 
 # %% ../../../../notebooks/lib/store/local/00_file.ipynb #5572ea4a
 STORE_FILE = "feature_store.duckdb"
 WRITES_FILE = "feature_store.writes.json"  # the store's count of committed writes, kept beside the file
 
-class StoreBusyError(TimeoutError):
-    "The store file stayed locked by another process for longer than `SML_LOCK_TIMEOUT`."
 
 class FeatureStoreError(ValueError):
     "A feature store call that cannot be carried out as asked; the message says what to change."
 
-class StoreDamagedError(OSError):
-    "The store file or its write-ahead log is damaged or lost committed writes: restore them from a backup."
+
 
 def store_file() -> Path:
     "The DuckDB file of the local store."
@@ -236,6 +234,19 @@ def _record_writes(path: Path, state: tuple[str, int]) -> None:
     os.replace(staging, record)
 
 # %% ../../../../notebooks/lib/store/local/00_file.ipynb #d7968346
+def _is_full(error: BaseException) -> bool:
+    "True when `error` says the disk is full (DuckDB's commit or checkpoint, or the OS)."
+    return "No space left on device" in str(error) or getattr(error, "errno", None) == 28
+
+
+def _free(path: Path) -> str:
+    "How much room the disk holding `path` has left, in words."
+    try:
+        return f"{shutil.disk_usage(path.parent).free / 1024:,.0f} KB free"
+    except OSError:
+        return "its free space unknown"
+
+
 def _fold(con: duckdb.DuckDBPyConnection, path: Path, opened: tuple[str, int] | None) -> None:
     "After a write: record the committed writes, then fold the write-ahead log into the store file."
     state = _store_state(con)
@@ -245,10 +256,12 @@ def _fold(con: duckdb.DuckDBPyConnection, path: Path, opened: tuple[str, int] | 
         con.execute("CHECKPOINT")
     except duckdb.TransactionException:
         return  # another connection of this process is writing: its own fold takes this write along
-    except (OSError, duckdb.IOException) as error:
-        warnings.warn(f"The write to {path} is committed, but folding it into the file failed ({error}); it "
-                      f"stays in {wal_file(path).name} until the next write folds it. Free some disk space.",
-                      stacklevel=4)
+    except (OSError, duckdb.IOException, duckdb.FatalException) as error:
+        if isinstance(error, duckdb.FatalException) and not _is_full(error):
+            raise
+        warnings.warn(f"The write to {path} is committed, but folding it into the file failed ({_free(path)}: "
+                      f"{error}); it stays in {wal_file(path).name}, and the next operation folds it in once there "
+                      "is room. Free some disk space.", stacklevel=4)
 
 def _prepare(con: duckdb.DuckDBPyConnection, new: bool, read_only: bool) -> tuple[str, int] | None:
     "Set UTC and leave folding to `_fold`; on a writable connection create what is missing. Returns the store state."
@@ -349,4 +362,10 @@ def transaction(con: duckdb.DuckDBPyConnection):
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as error:
+        if not _is_full(error):
+            raise
+        raise StoreFullError(f"The store could not write {store_file()}: the disk is full ({_free(store_file())}). "
+                             "Nothing was written. Free some disk space, then run again.") from None

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch_to
-from hopsworks_common.util import VersionWarning
 
+from .types import version_warning
 from ...config import registry_dir
 from .file import remove_stale, staging_tag
 from .feature_store import LocalFeatureStore
@@ -270,7 +270,7 @@ class LocalModelRegistry:
     def get_model(self, name: str, version: int | None = None) -> LocalModel | None:
         "Model `name` v`version`, or None; version None means 1, with a warning."
         if version is None:
-            warnings.warn(f"No version provided for getting model `{name}`, defaulting to `1`.", VersionWarning,
+            warnings.warn(f"No version provided for getting model `{name}`, defaulting to `1`.", version_warning(),
                           stacklevel=2)
             version = self.DEFAULT_VERSION
         return _load_model(check_model_name(name), version)

@@ -17,7 +17,7 @@ from ...config import to_utc as config_to_utc
 from .file import FeatureStoreError
 
 # %% auto #0
-__all__ = ['table_name', 'quoted', 'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic']
+__all__ = ['table_name', 'quoted', 'version_warning', 'type_kind', 'can_store', 'to_utc', 'Feature', 'Filter', 'Logic']
 
 # %% ../../../../notebooks/lib/store/local/01_types.ipynb #f4217eb8
 def table_name(name: str, version: int) -> str:
@@ -39,6 +39,12 @@ def _check_version(version, what: str = "feature group") -> int:
     if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
         raise FeatureStoreError(f"Invalid {what} version {version!r}: versions are integers from 1.")
     return int(version)
+
+# %% ../../../../notebooks/lib/store/local/01_types.ipynb #versionwarning
+def version_warning() -> type:
+    "The SDK's own `VersionWarning` (so code that filters it works on both backends), imported when first warned."
+    from hopsworks_common.util import VersionWarning  # pulls requests and urllib3: 0.2 s of every kernel otherwise
+    return VersionWarning
 
 # %% ../../../../notebooks/lib/store/local/01_types.ipynb #3862c69c
 _KINDS = {"BIGINT": "integer", "INTEGER": "integer", "SMALLINT": "integer", "TINYINT": "integer",
