@@ -5,15 +5,11 @@
 # %% ../../../notebooks/lib/store/05_groups.ipynb #groupst2
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import pandas as pd
 
 
 # %% auto #0
-__all__ = ['WRITE_PATH', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing', 'our_group', 'insert_rows',
-           'RoundGroup']
+__all__ = ['WRITE_PATH', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing', 'our_group']
 
 # %% ../../../notebooks/lib/store/05_groups.ipynb #84e467a4
 WRITE_PATH = {"time_travel_format": "HUDI", "stream": True,  # Kafka + materialization job: see above
@@ -68,31 +64,3 @@ def our_group(fs, name: str, version: int,
                                            **options, **WRITE_PATH)
     return check_existing(group, "feature group", columns, primary_key, event_time)
 
-def insert_rows(group, rows: pd.DataFrame, columns: list[str], built_by: str) -> int:
-    "Insert `rows[columns]` into `group`, waiting until they are readable; rows lacking a column are refused."
-    missing = [column for column in columns if column not in rows]
-    if missing:
-        raise ValueError(f"The rows for {group.name} lack {missing}: build them with {built_by}.")
-    if len(rows):
-        group.insert(rows[columns], wait=True)
-    return len(rows)
-
-@dataclass(frozen=True)
-class RoundGroup:
-    "A feature group monitoring writes each round: how to name it per dataset, its schema, and who builds its rows."
-    name: Callable[[str], str]  # dataset -> the group's (namespaced) name
-    version: int
-    columns: list[str]
-    primary_key: list[str]
-    description: str  # "{dataset}" is replaced by the dataset
-    built_by: str  # the function that builds its rows, named in errors
-    event_time: str = "round_time"
-
-    def group(self, fs, dataset: str):
-        "The feature group for `dataset`, made when absent (`our_group`)."
-        return our_group(fs, self.name(dataset), self.version, self.columns, self.primary_key, self.event_time,
-                         self.description.format(dataset=dataset))
-
-    def write(self, fs, dataset: str, rows: pd.DataFrame) -> int:
-        "Insert the round's `rows` (nothing when there are none), waiting until they are readable."
-        return insert_rows(self.group(fs, dataset), rows, self.columns, self.built_by)
