@@ -1,17 +1,18 @@
-"""The hopsworks backend without a network: login from env vars, no prompt, expectations checked before the SDK insert."""
+"""The hopsworks backend's login without a cluster: settings from environment variables, no prompt ever, and the
+project's own message when the host does not answer (issue 26, point 9). The backend against a cluster, at the wire,
+is in test_hopsworks_sdk.py and test_hopsworks_processes.py."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import hopsworks
-import pandas as pd
-import pandera.pandas as pa
 import pytest
 
-from serverless_ml.store.expectations import ValidationError, expectation_suite
-from serverless_ml.store.login import login
+from serverless_ml.runs.cli import main
+from serverless_ml.store.login import login, logout
 
 VARIABLES = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST", "HOPSWORKS_PORT")
 
@@ -42,61 +43,25 @@ def test_no_prompt_even_without_a_terminal(tmp_path):
     assert "HOPSWORKS_API_KEY" in done.stdout
 
 
-class FakeGroup:
-    name, version = "iris", 1
-
-    def __init__(self):
-        self.inserted = []
-
-    def insert(self, features, overwrite=False, validation_options=None):
-        self.inserted.append(features)
-        return "job", None
-
-    def select_all(self):
-        return "query"
-
-
-class FakeStore:
-    def __init__(self):
-        self.group, self.calls = FakeGroup(), []
-
-    def get_or_create_feature_group(self, name, version, **kwargs):
-        self.calls.append(kwargs)
-        return self.group
-
-
-class FakeProject:
-    name = "demo"
-
-    def __init__(self):
-        self.store = FakeStore()
-
-    def get_feature_store(self, name=None):
-        return self.store
-
-    def get_model_registry(self):
-        return "registry"
-
-
-def test_login_passes_env_values_and_wraps_the_sdk(clean_env):
-    seen = {}
-    project = FakeProject()
-    clean_env.setattr(hopsworks, "login", lambda **kwargs: seen.update(kwargs) or project)
-    clean_env.setenv("HOPSWORKS_API_KEY", "secret")
-    clean_env.setenv("HOPSWORKS_PROJECT", "demo")
-    clean_env.setenv("HOPSWORKS_HOST", "my.cluster")
-    clean_env.setenv("HOPSWORKS_PORT", "8181")
-    wrapped = login("hopsworks")
-    assert seen == {"api_key_value": "secret", "project": "demo", "host": "my.cluster", "port": 8181}
-    assert wrapped.name == "demo" and wrapped.get_model_registry() == "registry"
-
-    rules = expectation_suite(pa.DataFrameSchema({"petal_length": pa.Column(float, pa.Check.ge(0))}))
-    fg = wrapped.get_feature_store().get_or_create_feature_group("iris", 1, primary_key=["id"],
-                                                                 expectation_suite=rules)
-    assert project.store.calls == [{"primary_key": ["id"]}]  # the pandera suite never reaches the SDK
-    with pytest.raises(ValidationError, match="index 1"):
-        fg.insert(pd.DataFrame({"Petal Length": [1.0, -2.0]}))
-    assert project.store.group.inserted == []
-    job, report = fg.insert(pd.DataFrame({"petal_length": [1.0]}))
-    assert job == "job" and report.success and len(project.store.group.inserted) == 1
-    assert fg.select_all() == "query"
+@pytest.mark.parametrize("command", [["daily"], ["check"], ["clean"]])
+def test_an_unreachable_host_stops_sml_run_with_one_line_naming_it(command, tmp_path, monkeypatch, capsys):
+    "Issue 26, point 9: what happened, which host, what to do; not a `requests` traceback."
+    for name in [name for name in os.environ if name.startswith(("HOPSWORKS_", "SML_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SML_OUTPUTS", str(tmp_path / "outputs"))
+    monkeypatch.setenv("SML_BACKEND", "hopsworks")
+    monkeypatch.setenv("HOPSWORKS_CERT_FOLDER", str(tmp_path / "certs"))
+    for name, value in {"HOPSWORKS_API_KEY": "k", "HOPSWORKS_PROJECT": "demo", "HOPSWORKS_HOST": "127.0.0.1",
+                        "HOPSWORKS_PORT": "1"}.items():  # nothing listens on port 1
+        monkeypatch.setenv(name, value)
+    try:
+        code = main(command)
+    finally:
+        logout()
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert stderr.startswith("sml-run: Could not reach Hopsworks at https://127.0.0.1:1 (ConnectionError"), stderr
+    assert "Check HOPSWORKS_HOST and HOPSWORKS_PORT" in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs" / "runs").exists()  # no stage started
+    assert list((tmp_path / "certs").iterdir()) == []  # and the private folder of the failed login is gone

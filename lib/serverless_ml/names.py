@@ -95,10 +95,13 @@ def check_folder() -> str:
     return "/".join(["Resources", *([namespace()] if namespace() else []), CHECK_NAME])
 
 
-def check_objects() -> list[StoreObject]:
+def check_objects(name: str | None = None,  # the scratch objects' name; `check_name()` when None
+                  folder: str | None = None,  # their Resources folder; `check_folder()` when None
+                  ) -> list[StoreObject]:
     "What `sml-run check` makes, deleted at its end; what a killed check leaves."
-    return [StoreObject("model", check_name()), StoreObject("feature view", check_name(), 1),
-            StoreObject("feature group", check_name(), 1), StoreObject("folder", check_folder())]
+    name, folder = name or check_name(), folder or check_folder()
+    return [StoreObject("model", name), StoreObject("feature view", name, 1),
+            StoreObject("feature group", name, 1), StoreObject("folder", folder)]
 
 
 def project_objects(datasets=DATASETS, # the datasets whose objects to list

@@ -15,6 +15,7 @@ SLOW_SCOPES = (
     "tests/test_runs.py",
     "tests/test_serving.py",
     "tests/test_pipelines.py",
+    "tests/test_hopsworks_processes.py",  # one `sml-run run` of 8 stage kernels on the wire fake: about a minute
     "tests/test_browser_predictor.py",
     "tests/test_browser.py",
     "tests/test_served_under_prefix.py",

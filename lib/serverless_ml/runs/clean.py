@@ -11,7 +11,7 @@ from ..names import StoreObject
 from ..store.login import login
 
 # %% auto #0
-__all__ = ['project_objects', 'clean']
+__all__ = ['project_objects', 'delete_found', 'clean']
 
 # %% ../../../notebooks/lib/runs/08_clean.ipynb #85b7538b
 def _found(project, thing: StoreObject) -> list[tuple[str, object]]:
@@ -27,12 +27,14 @@ def _found(project, thing: StoreObject) -> list[tuple[str, object]]:
     return [(str(thing), handle)] if handle is not None else []
 
 
-def project_objects(project) -> list[tuple[str, object]]:
+def project_objects(project,
+                    things: list[StoreObject] | None = None,  # what to look for; `names.project_objects()` when None
+                    ) -> list[tuple[str, object]]:
     "`(label, handle)` of every object of this project the store holds, within the namespace, in deletion order."
-    return [found for thing in named_objects() for found in _found(project, thing)]
+    return [found for thing in (named_objects() if things is None else things) for found in _found(project, thing)]
 
 # %% ../../../notebooks/lib/runs/08_clean.ipynb #e9ad6915
-def _delete(project, label: str, handle) -> None:
+def delete_found(project, label: str, handle) -> None:
     "Delete one found object: a folder through the dataset API, anything else by its own `delete`."
     if label.startswith("folder "):
         project.get_dataset_api().remove(handle)
@@ -48,7 +50,7 @@ def clean(backend: str | None = None, yes: bool = False, out=print) -> int:
     out(f"{len(found)} object(s) of this project on the {backend_name(backend)} backend, {scope}:")
     for label, handle in found:
         if yes:
-            _delete(project, label, handle)
+            delete_found(project, label, handle)
         out(f"  {'deleted' if yes else 'would delete'} {label}")
     if found and not yes:
         out("Nothing deleted: run `sml-run clean --yes` to delete them.")

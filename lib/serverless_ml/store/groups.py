@@ -5,18 +5,15 @@
 # %% ../../../notebooks/lib/store/05_groups.ipynb #groupst2
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import pandas as pd
 
 
 # %% auto #0
-__all__ = ['WRITE_PATH', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing', 'our_group', 'insert_rows',
-           'RoundGroup']
+__all__ = ['WRITE_PATH', 'read_since', 'SchemaMismatchError', 'schema_differences', 'check_existing', 'our_group']
 
 # %% ../../../notebooks/lib/store/05_groups.ipynb #84e467a4
-WRITE_PATH = {"time_travel_format": "HUDI", "stream": True}  # Kafka + materialization job: see above
+WRITE_PATH = {"time_travel_format": "HUDI", "stream": True,  # Kafka + materialization job: see above
+              "statistics_config": False}  # the job computes no statistics: see above
 
 # %% ../../../notebooks/lib/store/05_groups.ipynb #3ef30d41
 def read_since(group, start) -> pd.DataFrame:
@@ -61,40 +58,9 @@ def check_existing(existing,  # a feature group or view, or None when absent
 def our_group(fs, name: str, version: int,
               columns: list[str],  # the group's columns, checked against an existing group
               primary_key: list[str], event_time: str, description: str, **options):
-    "Feature group `name` v`version`, made on `WRITE_PATH` when absent, refused when it exists with another schema."
-    existing = check_existing(fs.get_feature_group(name, version=version), "feature group", columns, primary_key,
-                              event_time)
-    if existing is not None:  # stored: get_or_create would only fetch the same group again
-        return existing
-    return fs.get_or_create_feature_group(name=name, version=version, description=description,
-                                          primary_key=primary_key, event_time=event_time, online_enabled=False,
-                                          **options, **WRITE_PATH)
+    "Feature group `name` v`version` with its `options` (expectations), made on `WRITE_PATH` when absent, refused when it exists with another schema."
+    group = fs.get_or_create_feature_group(name=name, version=version, description=description,
+                                           primary_key=primary_key, event_time=event_time, online_enabled=False,
+                                           **options, **WRITE_PATH)
+    return check_existing(group, "feature group", columns, primary_key, event_time)
 
-def insert_rows(group, rows: pd.DataFrame, columns: list[str], built_by: str) -> int:
-    "Insert `rows[columns]` into `group`, waiting until they are readable; rows lacking a column are refused."
-    missing = [column for column in columns if column not in rows]
-    if missing:
-        raise ValueError(f"The rows for {group.name} lack {missing}: build them with {built_by}.")
-    if len(rows):
-        group.insert(rows[columns], wait=True)
-    return len(rows)
-
-@dataclass(frozen=True)
-class RoundGroup:
-    "A feature group monitoring writes each round: how to name it per dataset, its schema, and who builds its rows."
-    name: Callable[[str], str]  # dataset -> the group's (namespaced) name
-    version: int
-    columns: list[str]
-    primary_key: list[str]
-    description: str  # "{dataset}" is replaced by the dataset
-    built_by: str  # the function that builds its rows, named in errors
-    event_time: str = "round_time"
-
-    def group(self, fs, dataset: str):
-        "The feature group for `dataset`, made when absent (`our_group`)."
-        return our_group(fs, self.name(dataset), self.version, self.columns, self.primary_key, self.event_time,
-                         self.description.format(dataset=dataset))
-
-    def write(self, fs, dataset: str, rows: pd.DataFrame) -> int:
-        "Insert the round's `rows` (nothing when there are none), waiting until they are readable."
-        return insert_rows(self.group(fs, dataset), rows, self.columns, self.built_by)

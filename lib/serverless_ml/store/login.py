@@ -5,11 +5,13 @@
 # %% ../../../notebooks/lib/store/04_login.ipynb #elogint2
 from __future__ import annotations
 
+import sys
+
 from ..config import backend_name, namespace, store_home
 from .local.project import LocalProject
 
 # %% auto #0
-__all__ = ['login', 'settings_problem', 'versions_line']
+__all__ = ['login', 'logout', 'settings_problem', 'versions_line']
 
 # %% ../../../notebooks/lib/store/04_login.ipynb #98f34cb7
 def login(backend: str | None = None, # 'local' or 'hopsworks'; default SML_BACKEND, else local
@@ -20,15 +22,22 @@ def login(backend: str | None = None, # 'local' or 'hopsworks'; default SML_BACK
         return login_hopsworks()
     return LocalProject()
 
+# %% ../../../notebooks/lib/store/04_login.ipynb #logout1
+def logout() -> None:
+    "End this process's session: on Hopsworks, log out and delete its certificate folder; nothing to end locally."
+    hopsworks_backend = sys.modules.get("serverless_ml.store.hopsworks")  # imported only if this process logged in
+    if hopsworks_backend is not None:
+        hopsworks_backend.logout_hopsworks()
+
 # %% ../../../notebooks/lib/store/04_login.ipynb #loginask2
 def settings_problem(backend: str | None = None) -> str | None:
-    "Why no stage could log in to `backend` (Hopsworks settings missing, a bad namespace), else None."
+    "Why no stage could log in to `backend` (settings missing, host unreachable, key refused, bad namespace), else None."
     try:
         namespace()
         if backend_name(backend) == "hopsworks":
-            from serverless_ml.store.hopsworks import hopsworks_settings
-            hopsworks_settings()
-    except (RuntimeError, ValueError) as error:
+            from serverless_ml.store.hopsworks import login_hopsworks
+            login_hopsworks()  # this process's session from now on
+    except (RuntimeError, ValueError) as error:  # ours: each names the setting and what to do
         return str(error)
     return None
 

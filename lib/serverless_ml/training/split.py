@@ -10,11 +10,11 @@ import pandas as pd
 
 from ..features.group import existing_group
 from ..features.spec import spec
-from ..names import FEATURE_VIEW_VERSION, group_name
+from ..names import FEATURE_GROUP_VERSION, FEATURE_VIEW_VERSION, group_name
 from ..store.groups import check_existing
 
 # %% auto #0
-__all__ = ['keyed_test_mask', 'feature_view', 'training_data']
+__all__ = ['keyed_test_mask', 'feature_view', 'key_names', 'keyed_rows', 'split_rows', 'training_data']
 
 # %% ../../../notebooks/lib/training/01_split.ipynb #5f2774c5
 def keyed_test_mask(df: pd.DataFrame, key: list[str], labels: list[str], test_size: float,
@@ -44,6 +44,47 @@ def feature_view(fs, dataset: str):
         name=name, version=FEATURE_VIEW_VERSION, description=f"{name}: model inputs and label",
         query=group.select([*spec_.features, spec_.label]), labels=[spec_.label])
 
+# %% ../../../notebooks/lib/training/01_split.ipynb #keys1
+def key_names(columns,  # the columns `training_data(primary_key=True)` returned
+              group: str,  # the feature group's name (namespaced)
+              version: int,  # the feature group's version
+              key: list[str],  # its primary key
+              ) -> dict:
+    "`{returned name: key}` for each key column returned under its fully qualified name; a missing key raises."
+    found = {}
+    for name in key:
+        if name in columns:
+            continue
+        qualified = [column for column in columns if str(column).endswith(f"_{group}_{version}_{name}")]
+        if len(qualified) != 1:
+            raise KeyError(f"The training data of {group} v{version} came back without its key {name!r} (neither "
+                           f"{name!r} nor '<project>_{group}_{version}_{name}'): columns {list(columns)}. The view "
+                           "must be built on that group; rebuild it with `sml-run clean` and a new run.")
+        found[qualified[0]] = name
+    return found
+
+# %% ../../../notebooks/lib/training/01_split.ipynb #keys3
+def keyed_rows(fv,  # a feature view over one feature group
+               group: str, version: int,  # that group's name (namespaced) and version
+               key: list[str],  # its primary key
+               ) -> pd.DataFrame:
+    "All of the view's rows, inputs, label and key (under its own name on both backends), sorted by the key."
+    X, y = fv.training_data(primary_key=True)  # Hopsworks' own train_test_split is random, with no seed
+    rows = pd.concat([X, y], axis=1)
+    return rows.rename(columns=key_names(rows.columns, group, version, key)).sort_values(key, ignore_index=True)
+
+
+def split_rows(rows: pd.DataFrame, key: list[str], features: list[str], label: str,
+               test_size: float = 0.2,  # share of the rows held out
+               seed: int | None = 0,  # the split's seed; None for a fresh split
+               ) -> tuple:
+    "`X_train, X_test, y_train, y_test` of `rows`, split by a seeded hash of `key`."
+    seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else seed
+    test = keyed_test_mask(rows, key, [label], test_size, seed)
+    X = rows[features]
+    return X[~test].reset_index(drop=True), X[test].reset_index(drop=True), \
+        rows.loc[~test, label].reset_index(drop=True), rows.loc[test, label].reset_index(drop=True)
+
 # %% ../../../notebooks/lib/training/01_split.ipynb #92e727bb
 def training_data(fv, dataset: str,
                   test_size: float = 0.2,  # share of the rows held out
@@ -51,10 +92,5 @@ def training_data(fv, dataset: str,
                   ) -> tuple:
     "`X_train, X_test, y_train, y_test`, split by a seeded hash of the row ids: the same split on both backends."
     spec_ = spec(dataset)
-    X, y = fv.training_data(primary_key=True)  # Hopsworks' own train_test_split is random, with no seed
-    rows = pd.concat([X, y], axis=1).sort_values(spec_.primary_key, ignore_index=True)
-    seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else seed
-    test = keyed_test_mask(rows, spec_.primary_key, [spec_.label], test_size, seed)
-    X = rows[spec_.features]
-    return X[~test].reset_index(drop=True), X[test].reset_index(drop=True), \
-        rows.loc[~test, spec_.label].reset_index(drop=True), rows.loc[test, spec_.label].reset_index(drop=True)
+    rows = keyed_rows(fv, group_name(dataset), FEATURE_GROUP_VERSION, spec_.primary_key)
+    return split_rows(rows, spec_.primary_key, spec_.features, spec_.label, test_size, seed)

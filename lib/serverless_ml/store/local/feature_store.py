@@ -59,21 +59,24 @@ class LocalFeatureStore:
 # %% ../../../../notebooks/lib/store/local/06_feature_store.ipynb #81ffb3c9
 TIME_TRAVEL_FORMATS = (None, "HUDI", "DELTA", "ICEBERG", "NONE")
 
-def _check_write_path(time_travel_format: str | None, stream) -> None:
-    "Refuse what Hopsworks would refuse: an unknown time-travel format, a non-bool stream."
+def _check_write_path(time_travel_format: str | None, stream, statistics_config=None) -> None:
+    "Refuse what Hopsworks would refuse: an unknown time-travel format, a non-bool stream, a statistics setting of another type."
     fmt = time_travel_format.upper() if isinstance(time_travel_format, str) else time_travel_format
     if fmt not in TIME_TRAVEL_FORMATS or not isinstance(stream, bool):
         raise FeatureStoreError(f"time_travel_format={time_travel_format!r}, stream={stream!r}: use one of "
                                 "HUDI, DELTA, ICEBERG or None, and True or False. The local store keeps one "
                                 "format and accepts these only so the same call runs on Hopsworks.")
+    if statistics_config is not None and not isinstance(statistics_config, (bool, dict)):  # hsfs: TypeError too
+        raise TypeError(f"The argument `statistics_config` has to be None, a bool or a dict, but is of type "
+                        f"{type(statistics_config)}; the local store computes no statistics either way.")
 
 @patch_to(LocalFeatureStore)
 def get_or_create_feature_group(self, name: str, version: int, description: str = "", online_enabled: bool = False,
                                 *, primary_key: list[str] | None = None, expectation_suite: ExpectationSuite | None = None,
                                 event_time: str | None = None, time_travel_format: str | None = None,
-                                stream: bool = False) -> LocalFeatureGroup:
+                                stream: bool = False, statistics_config: bool | dict | None = None) -> LocalFeatureGroup:
     "The stored group (settings unchanged), else a new one stored lazily at its first insert."
-    _check_write_path(time_travel_format, stream)
+    _check_write_path(time_travel_format, stream, statistics_config)
     _check_name(name), _check_version(version)
     if expectation_suite is not None and not isinstance(expectation_suite, ExpectationSuite):
         raise TypeError("expectation_suite takes serverless_ml.store.expectations.expectation_suite(pandera_schema, policy).")
@@ -86,7 +89,8 @@ def get_or_create_feature_group(self, name: str, version: int, description: str 
 def create_feature_group(self, name: str, version: int | None = None, description: str = "",
                          online_enabled: bool = False, *, primary_key: list[str] | None = None,
                          event_time: str | None = None, expectation_suite: ExpectationSuite | None = None,
-                         time_travel_format: str | None = None, stream: bool = False):
+                         time_travel_format: str | None = None, stream: bool = False,
+                         statistics_config: bool | dict | None = None):
     "A new feature group (lazy); an existing name and version is refused."
     version = version or 1
     if _read_catalog_row(_check_name(name), _check_version(version)) is not None:
@@ -94,7 +98,8 @@ def create_feature_group(self, name: str, version: int | None = None, descriptio
                                 "or another version.")
     return self.get_or_create_feature_group(name, version, description, online_enabled, primary_key=primary_key,
                                             expectation_suite=expectation_suite, event_time=event_time,
-                                            time_travel_format=time_travel_format, stream=stream)
+                                            time_travel_format=time_travel_format, stream=stream,
+                                            statistics_config=statistics_config)
 
 # %% ../../../../notebooks/lib/store/local/06_feature_store.ipynb #e90052b4
 def _view_row(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict | None:
