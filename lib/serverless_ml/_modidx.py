@@ -1242,6 +1242,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'serverless_ml/store/local/file.py'),
                                                 'serverless_ml.store.local.file._is_lock_conflict': ( 'lib/store/local/file.html#_is_lock_conflict',
                                                                                                       'serverless_ml/store/local/file.py'),
+                                                'serverless_ml.store.local.file._lock_handle': ( 'lib/store/local/file.html#_lock_handle',
+                                                                                                 'serverless_ml/store/local/file.py'),
                                                 'serverless_ml.store.local.file._naming_damage': ( 'lib/store/local/file.html#_naming_damage',
                                                                                                    'serverless_ml/store/local/file.py'),
                                                 'serverless_ml.store.local.file._open': ( 'lib/store/local/file.html#_open',
