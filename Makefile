@@ -8,9 +8,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
 UV := $(BIN)/uv
-# The lock is for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
-LOCK_FLAGS := --extra dev --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The locks are for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
+LOCK_FLAGS := --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The runtime lock (the container image's): the dependencies alone, at requirements.lock's versions, without
+# nvidia-nccl-cu12 (470 MB: xgboost's collectives for training on several GPUs, loaded only then).
+RUNTIME_LOCK_FLAGS := --constraint $(LOCK) --no-emit-package nvidia-nccl-cu12
 PORT ?= 8866
 BASE_URL ?= /
 DAYS ?= 30
@@ -48,11 +52,12 @@ $(STAMP): pyproject.toml $(LOCK) Makefile | $(UV)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (serverless-ml)"
 	@touch $(STAMP)
 
-lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml with uv, keeping pins that still fit (UPGRADE=1: newest allowed)
-	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
+lock: | $(UV)  ## re-resolve requirements.lock (every extra) and requirements-runtime.lock (the image's) from pyproject.toml with uv, keeping pins that still fit (UPGRADE=1: newest allowed)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) --all-extras $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) $(RUNTIME_LOCK_FLAGS) --custom-compile-command "make lock" -o $(RUNTIME_LOCK)
 	$(BIN)/python .ci/lockfile.py stamp
 
-check-lock:  ## fail when pyproject.toml's dependencies changed since requirements.lock was made
+check-lock:  ## fail when pyproject.toml's dependencies changed since the locks were made, or the runtime lock strays from requirements.lock
 	@$(PYTHON) .ci/lockfile.py check
 
 run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference (exit 3: alerts)
