@@ -29,7 +29,7 @@ STAGE_FLAGS = --datasets $(DATASETS) --rows $(ROWS) --drift $(DRIFT)
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest mutants serve lab bench clean
+.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest mutants serve lab bench site image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) once each
 	echo "Starting the apps: the port opens once each app has a preheated kernel (60 s at most)"; \
 	$(BIN)/python notebooks/apps_server/serve.py notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --Voila.config_file_paths=notebooks/apps_server --Voila.base_url=$$base
+
+site: setup  ## the dashboard and the models page of each dataset as static HTML in outputs/site/, read from the store (SML_PUBLIC_URL: the live apps to link)
+	$(BIN)/python -m serverless_ml.apps.site
 
 lab: setup  ## JupyterLab on the notebooks, with this venv's kernel (--allow-root when run as root)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
