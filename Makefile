@@ -116,6 +116,23 @@ serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) once each
 	$(BIN)/python notebooks/apps_server/serve.py notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --Voila.config_file_paths=notebooks/apps_server --Voila.base_url=$$base
 
+# The container image (Dockerfile). `make image` builds FROM python:3.11-slim (IMAGE_BASE= another base);
+# `make image-test` builds FROM a Debian 12 base it makes from Debian's packages (image/build_base.sh: no image
+# registry needed), runs the image's server and drives it in Chromium (tests/test_image.py). Root and podman
+# (installed from Debian when missing); a few minutes.
+IMAGE ?= serverless-ml:latest
+IMAGE_BASE ?=
+TEST_IMAGE := localhost/serverless-ml:test
+TEST_BASE := localhost/sml-base:bookworm
+
+image:  ## build the apps' container image $(IMAGE) with podman or docker, FROM python:3.11-slim (IMAGE_BASE=... another)
+	image/build.sh $(IMAGE) $(IMAGE_BASE)
+
+image-test: setup  ## build the image FROM a Debian 12 base made here, run it (podman), drive it in Chromium: index, apps, links, the store read-only
+	image/build_base.sh $(TEST_BASE)
+	image/build.sh $(TEST_IMAGE) $(TEST_BASE)
+	SML_IMAGE=$(TEST_IMAGE) $(BIN)/pytest -n 0 tests/test_image.py
+
 site: setup  ## the dashboard and the models page of each dataset as static HTML in outputs/site/, read from the store (SML_PUBLIC_URL: the live apps to link)
 	$(BIN)/python -m serverless_ml.apps.site
 
