@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from helpers import voila
-from helpers.image import copy_demo, image_size_mb, running_image, tested_image
+from helpers.image import built_image, copy_demo, image_size_mb, running_image
 
 from serverless_ml.apps.voila import APPS_URL_PATH
 
@@ -31,7 +31,7 @@ INPUTS = "text=Petal length (cm)"  # the predictor's first tab, its inputs on sc
 
 def the_image() -> str | None:
     "The image to measure: `SML_IMAGE`, or `make image-test`'s when it exists; None when there is none."
-    named = tested_image()
+    named = built_image()
     if named:
         return named
     found = subprocess.run(["podman", "image", "exists", TEST_IMAGE], capture_output=True)

@@ -16,6 +16,7 @@ import uuid
 import pytest
 from helpers import voila
 from helpers.image import (
+    built_image,
     container_log,
     copy_demo,
     healthy,
@@ -24,13 +25,12 @@ from helpers.image import (
     image_size_mb,
     in_container,
     running_image,
-    tested_image,
 )
 from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback
 
 from serverless_ml.apps.voila import APPS_URL_PATH
 
-IMAGE = tested_image()
+IMAGE = built_image()
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(IMAGE is None, reason="SML_IMAGE names no built image: run `make image-test`.")]
 

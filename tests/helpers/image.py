@@ -23,7 +23,7 @@ def run_image_script() -> Path:
     return project_root() / "image" / "run_image.sh"
 
 
-def tested_image() -> str | None:
+def built_image() -> str | None:
     "The image `SML_IMAGE` names, or None."
     return os.environ.get(IMAGE_VARIABLE) or None
 
