@@ -31,12 +31,12 @@ PAGES = ["index.html", *(f"{kind}-{dataset}.html" for kind in ("dashboard", "mod
 LIVE = "https://apps.example.org/ml/"
 
 
-def make_site(env: dict, out: Path, public_url: str = "") -> subprocess.CompletedProcess:
+def make_site(env: dict, out: Path, public_url: str = "", exit_code: int = 0) -> subprocess.CompletedProcess:
     "`make site` in a child process: the store and outputs of `env`, the clock pinned, written to `out`."
     done = subprocess.run([sys.executable, "-m", "serverless_ml.apps.site", "--out", str(out)],
                           env={**env, "SML_NOW": NOW, "SML_PUBLIC_URL": public_url}, capture_output=True, text=True,
                           timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == exit_code, done.stderr[-3000:]
     return done
 
 
@@ -146,3 +146,12 @@ def test_with_a_public_url_each_page_links_its_live_app_and_without_one_no_page_
         for dataset in DATASETS:
             assert f'href="{LIVE}voila/render/{kind}.ipynb?dataset={dataset}"' in \
                 (live / f"{kind}-{dataset}.html").read_text()
+
+
+def test_a_store_that_cannot_be_read_gives_pages_that_say_so_and_exit_code_1(site_env, tmp_path):
+    damaged = copy_store(site_env, tmp_path / "damaged")
+    with open(Path(damaged["SML_HOME"]) / "feature_store.duckdb", "r+b") as store:
+        store.write(b"\xde\xad\xbe\xef" * 64)
+    done = make_site(damaged, tmp_path / "site", exit_code=1)  # the daily workflow then keeps the last good site
+    assert "the iris dashboard, the titanic dashboard could not be read" in done.stderr
+    assert "could not be read when this site was made" in (tmp_path / "site" / "dashboard-iris.html").read_text()

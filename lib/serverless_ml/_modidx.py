@@ -212,6 +212,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'serverless_ml.apps.serving.store_project': ( 'lib/apps/serving.html#store_project',
                                                                                           'serverless_ml/apps/serving.py')},
             'serverless_ml.apps.site': { 'serverless_ml.apps.site.Made': ('lib/apps/site.html#made', 'serverless_ml/apps/site.py'),
+                                         'serverless_ml.apps.site.Site': ('lib/apps/site.html#site', 'serverless_ml/apps/site.py'),
                                          'serverless_ml.apps.site._read_dashboard_safely': ( 'lib/apps/site.html#_read_dashboard_safely',
                                                                                              'serverless_ml/apps/site.py'),
                                          'serverless_ml.apps.site._short': ('lib/apps/site.html#_short', 'serverless_ml/apps/site.py'),

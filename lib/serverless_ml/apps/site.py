@@ -29,7 +29,7 @@ from ..runs.records import recorded_runs
 # %% auto #0
 __all__ = ['PAGES', 'SITE_STYLE', 'NO_PREDICTIONS_YET', 'READ_FAILED', 'Made', 'newest_run', 'made_now', 'made_html', 'page_file',
            'live_url', 'nav_html', 'page_html', 'dashboard_body', 'models_body', 'site_folder', 'public_url',
-           'index_body', 'site_pages', 'write_site', 'render_site', 'main']
+           'index_body', 'Site', 'site_pages', 'write_site', 'render_site', 'main']
 
 # %% ../../../notebooks/lib/apps/10_site.ipynb #sitem1
 @dataclass
@@ -175,10 +175,18 @@ def _read_dashboard_safely(dataset: str, read) -> DashboardData | str:
         return READ_FAILED
 
 
+@dataclass
+class Site:
+    "The pages of a site and what could not be read for them."
+    pages: dict  # file name -> HTML
+    problems: list  # e.g. ["the iris dashboard", "the titanic models"]; [] when every read worked
+    folder: Path | None = None  # where it was written
+
+
 def site_pages(datasets=DATASETS, address: str = "", made: Made | None = None,
-               read_dash=read_dashboard, read_mods=read_models, importance=version_importance) -> dict:
-    "Every page of the site, file name -> HTML, read from the store now."
-    made = made or made_now()
+               read_dash=read_dashboard, read_mods=read_models, importance=version_importance) -> Site:
+    "Every page of the site, file name -> HTML, read from the store now, and what could not be read."
+    made, problems = made or made_now(), []
     models = read_mods(names=tuple(datasets))
 
     def nav(kind=None, dataset=None):
@@ -188,12 +196,14 @@ def site_pages(datasets=DATASETS, address: str = "", made: Made | None = None,
     for dataset in datasets:
         data = _read_dashboard_safely(dataset, read_dash)
         body = dashboard_body(data) if isinstance(data, DashboardData) else f'<div class="sml-empty" role="status">{data}</div>'
+        problems += [] if isinstance(data, DashboardData) else [f"the {dataset} dashboard"]
+        problems += [f"the {dataset} models"] if isinstance(models[dataset], str) else []
         pages[page_file("dashboard", dataset)] = page_html(f"Monitoring dashboard: {dataset.capitalize()}", body, made,
                                                            nav("dashboard", dataset))
         pages[page_file("models", dataset)] = page_html(f"Models: {dataset.capitalize()}",
                                                         models_body(dataset, models[dataset], importance), made,
                                                         nav("models", dataset))
-    return pages
+    return Site(pages, problems)
 
 
 def write_site(pages: dict, out: Path) -> Path:
@@ -206,7 +216,6 @@ def write_site(pages: dict, out: Path) -> Path:
     staging.mkdir()
     for name, text in pages.items():
         (staging / name).write_text(text, encoding="utf-8")
-    (staging / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
     if out.exists():
         out.rename(old)
     staging.rename(out)
@@ -214,10 +223,12 @@ def write_site(pages: dict, out: Path) -> Path:
     return out
 
 
-def render_site(out: Path | None = None, datasets=DATASETS, address: str | None = None, **reads) -> Path:
+def render_site(out: Path | None = None, datasets=DATASETS, address: str | None = None, **reads) -> Site:
     "Read the store, write the site to `out` (`outputs/site`); the live apps' address from `SML_PUBLIC_URL` when None."
     address = public_url() if address is None else address
-    return write_site(site_pages(datasets, address, **reads), out or site_folder())
+    site = site_pages(datasets, address, **reads)
+    site.folder = write_site(site.pages, out or site_folder())
+    return site
 
 # %% ../../../notebooks/lib/apps/10_site.ipynb #sitec1
 def main(argv: list[str] | None = None) -> int:
@@ -228,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public-url", default=None,
                         help="the live apps' address to link (default: $SML_PUBLIC_URL; none when unset)")
     args = parser.parse_args(argv)
-    out = render_site(args.out, address=args.public_url)
-    print(f"The site is in {out}: open {out / 'index.html'} (it needs no network or server).")
+    site = render_site(args.out, address=args.public_url)
+    print(f"The site is in {site.folder}: open {site.folder / 'index.html'} (it needs no network or server).")
+    if site.problems:
+        print(f"make site: {', '.join(site.problems)} could not be read: those pages say so; the details are "
+              "above.", file=sys.stderr)
+        return 1
     return 0
 
 # %% ../../../notebooks/lib/apps/10_site.ipynb #sitec2
