@@ -55,7 +55,6 @@ RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt /usr/local/bin/python3 -m pip --
 # The project: the library, the stage notebooks, the apps and their server settings (.dockerignore keeps out
 # the rest). The library is found by a .pth file, as an editable install would, with nothing to build.
 WORKDIR /app
-COPY pyproject.toml README.md ./
 COPY lib/ lib/
 COPY notebooks/ notebooks/
 COPY image/warm_imports.py image/warm_imports.py
