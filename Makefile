@@ -8,9 +8,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
 UV := $(BIN)/uv
-# The lock is for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
-LOCK_FLAGS := --extra dev --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The locks are for CPython 3.11 on Linux x86_64 (glibc), wheels only: no package is built on install.
+LOCK_FLAGS := --generate-hashes --no-build --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# The runtime lock (the container image's): the dependencies alone, at requirements.lock's versions, without
+# nvidia-nccl-cu12 (470 MB: xgboost's collectives for training on several GPUs, loaded only then).
+RUNTIME_LOCK_FLAGS := --constraint $(LOCK) --no-emit-package nvidia-nccl-cu12
 PORT ?= 8866
 BASE_URL ?= /
 DAYS ?= 30
@@ -25,7 +29,7 @@ STAGE_FLAGS = --datasets $(DATASETS) --rows $(ROWS) --drift $(DRIFT)
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest mutants serve lab bench clean
+.PHONY: help setup lock check-lock run daily backfill check test lint tidy check-sync nbtest pytest mutants serve lab bench site image image-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -48,11 +52,12 @@ $(STAMP): pyproject.toml $(LOCK) Makefile | $(UV)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (serverless-ml)"
 	@touch $(STAMP)
 
-lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml with uv, keeping pins that still fit (UPGRADE=1: newest allowed)
-	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
+lock: | $(UV)  ## re-resolve requirements.lock (every extra) and requirements-runtime.lock (the image's) from pyproject.toml with uv, keeping pins that still fit (UPGRADE=1: newest allowed)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) --all-extras $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) $(RUNTIME_LOCK_FLAGS) --custom-compile-command "make lock" -o $(RUNTIME_LOCK)
 	$(BIN)/python .ci/lockfile.py stamp
 
-check-lock:  ## fail when pyproject.toml's dependencies changed since requirements.lock was made
+check-lock:  ## fail when pyproject.toml's dependencies changed since the locks were made, or the runtime lock strays from requirements.lock
 	@$(PYTHON) .ci/lockfile.py check
 
 run: setup  ## feature + training for both datasets, then a $(DAYS)-day backfill of daily + inference (exit 3: alerts)
@@ -110,6 +115,26 @@ serve: setup  ## the Voila apps on http://127.0.0.1:$(PORT)$(BASE_URL) once each
 	echo "Starting the apps: the port opens once each app has a preheated kernel (60 s at most)"; \
 	$(BIN)/python notebooks/apps_server/serve.py notebooks/apps --no-browser --port=$(PORT) --Voila.ip=127.0.0.1 \
 	  --Voila.config_file_paths=notebooks/apps_server --Voila.base_url=$$base
+
+# The container image (Dockerfile). `make image` builds FROM python:3.11-slim (IMAGE_BASE= another base);
+# `make image-test` builds FROM a Debian 12 base it makes from Debian's packages (image/build_base.sh: no image
+# registry needed), runs the image's server and drives it in Chromium (tests/test_image.py). Root and podman
+# (installed from Debian when missing); a few minutes.
+IMAGE ?= serverless-ml:latest
+IMAGE_BASE ?=
+TEST_IMAGE := localhost/serverless-ml:test
+TEST_BASE := localhost/sml-base:bookworm
+
+image:  ## build the apps' container image $(IMAGE) with podman or docker, FROM python:3.11-slim (IMAGE_BASE=... another)
+	image/build.sh $(IMAGE) $(IMAGE_BASE)
+
+image-test: setup  ## build the image FROM a Debian 12 base made here, run it (podman), drive it in Chromium: index, apps, links, the store read-only
+	image/build_base.sh $(TEST_BASE)
+	image/build.sh $(TEST_IMAGE) $(TEST_BASE)
+	SML_IMAGE=$(TEST_IMAGE) $(BIN)/pytest -n 0 tests/test_image.py
+
+site: setup  ## the dashboard and the models page of each dataset as static HTML in outputs/site/, read from the store (SML_PUBLIC_URL: the live apps to link)
+	$(BIN)/python -m serverless_ml.apps.site
 
 lab: setup  ## JupyterLab on the notebooks, with this venv's kernel (--allow-root when run as root)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -1,17 +1,22 @@
-"""Keep requirements.lock in step with pyproject.toml.
+"""Keep requirements.lock and requirements-runtime.lock in step with pyproject.toml, and with each other.
 
-`make lock` resolves the lock with uv, then `stamp` writes a fingerprint of pyproject.toml's dependency
-tables into the lock's header. `check` (run first by `make test` and `make setup`) recomputes the
-fingerprint and fails, saying what to run, when pyproject.toml's dependencies changed but the lock did not.
-Edits elsewhere in pyproject.toml (ruff, pytest, nbdev settings) leave the fingerprint alone.
+`make lock` resolves both locks with uv from the same pyproject.toml: requirements.lock with every extra (what
+`make setup` installs to develop and test), requirements-runtime.lock with the dependencies alone (what the
+container image installs to run the pipelines and serve the apps), constrained to the first one's pins. Then
+`stamp` writes a fingerprint of pyproject.toml's dependency tables into each lock's header. `check` (run first
+by `make test` and `make setup`) recomputes the fingerprint and fails, saying what to run, when
+pyproject.toml's dependencies changed but a lock did not; and fails when the runtime lock pins a package at
+another version than requirements.lock, or one requirements.lock lacks (the image would then run what the
+tests never ran). Edits elsewhere in pyproject.toml (ruff, pytest, nbdev settings) leave the fingerprint alone.
 
-    python .ci/lockfile.py check [--pyproject pyproject.toml] [--lock requirements.lock]
-    python .ci/lockfile.py stamp [--pyproject pyproject.toml] [--lock requirements.lock]
+    python .ci/lockfile.py check [--pyproject pyproject.toml] [--lock requirements.lock] [--runtime-lock requirements-runtime.lock]
+    python .ci/lockfile.py stamp [--pyproject pyproject.toml] [--lock requirements.lock] [--runtime-lock requirements-runtime.lock]
 """
 
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -66,6 +71,27 @@ def staleness(pyproject: Path, lock: Path) -> str | None:
     return None
 
 
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^ \\;]+)")
+
+
+def normalized(name: str) -> str:
+    "A package name as PyPI compares them: lower case, runs of `-_.` as one `-`."
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(lock: Path) -> dict:
+    "`{package: version}` of every `name==version` line of `lock`."
+    found = (PIN.match(line) for line in lock.read_text().splitlines())
+    return {normalized(match[1]): match[2] for match in found if match}
+
+
+def runtime_disagreements(lock: Path, runtime: Path) -> list[str]:
+    "What makes `runtime` not a part of `lock`: each pin at another version, or of a package `lock` lacks."
+    full = pins(lock)
+    return [f"{name}=={version} (requirements.lock: {full.get(name, 'absent')})"
+            for name, version in sorted(pins(runtime).items()) if full.get(name) != version]
+
+
 def stamp(pyproject: Path, lock: Path):
     """Write `pyproject`'s fingerprint into `lock`, after uv's header comment."""
     lines = [line for line in lock.read_text().splitlines() if not line.startswith(MARK)]
@@ -80,13 +106,21 @@ def main(argv=None):
     parser.add_argument("command", choices=["check", "stamp"])
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     parser.add_argument("--lock", type=Path, default=Path("requirements.lock"))
+    parser.add_argument("--runtime-lock", type=Path, default=Path("requirements-runtime.lock"))
     args = parser.parse_args(argv)
+    locks = (args.lock, args.runtime_lock)
     if args.command == "stamp":
-        return stamp(args.pyproject, args.lock)
-    problem = staleness(args.pyproject, args.lock)
+        for lock in locks:
+            stamp(args.pyproject, lock)
+        return None
+    problem = next((problem for lock in locks if (problem := staleness(args.pyproject, lock))), None)
     if problem:
         sys.exit(problem)
-    print(f"{args.lock} matches the dependencies in {args.pyproject}.")
+    disagreements = runtime_disagreements(args.lock, args.runtime_lock)
+    if disagreements:
+        sys.exit(f"{args.runtime_lock} is not a part of {args.lock}: {'; '.join(disagreements)}. "
+                 "Run `make lock` (it resolves the runtime lock within requirements.lock's pins), then commit both.")
+    print(f"{args.lock} and {args.runtime_lock} match the dependencies in {args.pyproject}, and agree.")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Screenshots go to the test's temporary folder and, when SML_SCREENSHOTS names a 
 
 from __future__ import annotations
 
+import http.client
 from urllib.parse import urlparse
 
 import pytest
@@ -99,3 +100,33 @@ def test_a_models_link_with_dataset_titanic_opens_its_tab_with_feature_importanc
     assert page.get_by_text("Only one version of titanic_model is registered").is_visible()
     page.screenshot(path=str(tmp_path / "models_titanic.png"), full_page=True)
     context.close()
+
+
+def answer(url: str, path: str) -> tuple[int, str]:
+    "`(status, Location header)` of a GET of `path` on the server at `url`, redirects not followed."
+    connection = http.client.HTTPConnection(urlparse(url).hostname, urlparse(url).port, timeout=60)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("query", ["", "?dataset=titanic"])
+def test_the_prefix_without_its_final_slash_redirects_to_the_index(server, query):
+    status, location = answer(server, PREFIX.rstrip("/") + query)  # /ml, as a person types it
+    assert status in (301, 302) and urlparse(location).path == PREFIX and location.endswith(PREFIX + query)
+
+
+NO_PAGE = ("voila/templates/x", "voila/templates/lab/static/", "voila/templates/lab/static//",
+           "voila/templates/lab/static/..%2f..%2fvoila.js", "voila/templates/lab/static/%00", "voila/render/",
+           "voila/render/%00", "voila/render/notes.txt", "voila/api/contents", "voila/api/contents/",
+           "voila/files/predict.ipynb")
+
+
+@pytest.mark.parametrize("path", NO_PAGE)
+def test_an_address_that_names_no_page_or_file_is_a_404_never_a_500(server, path):
+    # malformed template and page addresses; the served folder's listing and files (no file browsing)
+    assert answer(server, PREFIX + path)[0] == 404
+    assert answer(server, PREFIX + "voila/templates/lab/static/voila.js")[0] == 200  # the real files still are

@@ -10,10 +10,18 @@ A preheated kernel asks the server for its visitor's request (`apps.wait_for_req
 port it was given when it started; a refused connection would let it run on without its visitor. So
 until the public port opens, kernels are started with a private one that serves only that question.
 
+It serves the apps' pages only, and answers what a visitor may type with a page, never a 500:
+- the base URL without its final slash (`/ml`) redirects to it (`/ml/`), with the query string;
+- Voila's listing of the served folder (`/voila/api/contents`) and its file server (`/voila/files/`) are
+  left out: the apps need neither (their pictures are inline), and no visitor browses files;
+- a malformed template address (`/voila/templates/x`) or app address (`/voila/render/%00`) is a 404, not
+  Voila's 500.
+
     python notebooks/apps_server/serve.py notebooks/apps --port=8866 --Voila.config_file_paths=notebooks/apps_server
 """
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,10 +34,13 @@ from jupyter_server.utils import url_path_join  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 from tornado.ioloop import IOLoop  # noqa: E402
 from tornado.netutil import bind_sockets  # noqa: E402
-from tornado.web import Application  # noqa: E402
+from tornado.web import Application, HTTPError, RedirectHandler  # noqa: E402
 from traitlets import Float  # noqa: E402
 from voila.app import Voila, _kernel_id_regex  # noqa: E402
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
+from voila.static_file_handler import AllowListFileHandler, TemplateStaticFileHandler  # noqa: E402
+from voila.tornado.contentshandler import VoilaContentsHandler  # noqa: E402
+from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
 
 READY_TIMEOUT = 60  # seconds to wait for every app's first preheated kernel before listening anyway
 READY_CHECK_SECONDS = 0.2  # how often the launcher looks
@@ -43,6 +54,40 @@ def open_query_port(server_url: str) -> int:
     return sockets[0].getsockname()[1]
 
 
+class TemplateFiles(TemplateStaticFileHandler):
+    "Voila's template files (`/voila/templates/<template>/static/<file>`), with a 404 for any other address."
+
+    async def get(self, path, include_body=True):
+        "The file; a 404 where Voila's handler fails on the address (too few parts, `..`, a NUL byte): a 500 there."
+        try:
+            return await super().get(path, include_body)
+        except (ValueError, AssertionError):  # Voila splits the path into exactly <template>/static/<file>
+            raise HTTPError(404) from None
+
+
+class AppPages(TornadoVoilaHandler):
+    "Voila's page of a notebook (`/voila/render/<name>.ipynb`), with a 404 for any other address."
+
+    async def get(self, path=None):
+        "The app's page; a 404 for an address that names no notebook (Voila redirects those to its file server)."
+        if not path or not APP_PATH.fullmatch(path):
+            raise HTTPError(404)
+        return await super().get(path)
+
+
+APP_PATH = re.compile(r"[^\x00-\x1f/\\]+\.ipynb")  # a notebook in the served folder, e.g. predict.ipynb
+MENDED = {TemplateStaticFileHandler: TemplateFiles, TornadoVoilaHandler: AppPages}
+LEFT_OUT = (VoilaContentsHandler, AllowListFileHandler)  # the folder's listing and its files: no file browsing
+
+
+def public_handlers(handlers: list, base_url: str) -> list:
+    """Voila's `handlers` as this server serves them: without `LEFT_OUT`, template files and app pages that 404 for
+    a malformed address (`MENDED`), and `base_url` without its final slash redirecting to `base_url`."""
+    kept = [(route, MENDED.get(handler, handler), *rest) for route, handler, *rest in handlers if handler not in LEFT_OUT]
+    bare = base_url.rstrip("/")
+    return ([(bare, RedirectHandler, {"url": base_url, "permanent": False})] if bare else []) + kept
+
+
 def every_app_ready(kernel_manager) -> bool:
     "True when the settings' kernel manager says every app has a preheated kernel ready (always without one)."
     check = getattr(kernel_manager, "every_app_ready", None)
@@ -53,6 +98,10 @@ class ReadyFirstVoila(Voila):
     "Voila that fills its kernel pools before it opens its port, `ready_timeout` seconds at most."
 
     ready_timeout = Float(READY_TIMEOUT, config=True, help="Seconds to wait for every app's first kernel.")
+
+    def init_handlers(self):
+        "Voila's handlers, as `public_handlers` trims and mends them."
+        return public_handlers(super().init_handlers(), self.server_url or self.base_url)
 
     def init_settings(self):
         "Voila's settings; the pools, filled from here, are started with the private query port."

@@ -5,6 +5,7 @@
 # %% ../../../../notebooks/lib/store/local/00_file.ipynb #alfilet2
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -114,11 +115,23 @@ def _flock(handle: int, path: Path, read_only: bool) -> None:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.1)
 
+def _lock_handle(path: Path, read_only: bool) -> int | None:
+    "An open handle on the lock file of `path`; a reader who cannot write it opens it read-only, or gets None if absent."
+    try:
+        return os.open(lock_file(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        if not read_only or error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    try:
+        return os.open(lock_file(path), os.O_RDONLY)
+    except FileNotFoundError:  # nor can this user create it: no writer of this store has been here
+        return None
+
 @contextmanager
 def store_lock(path: Path, read_only: bool):
     "Hold the lock of store file `path` for one connection; a nested connection in this thread shares it."
     depth = getattr(_held, "depth", 0)
-    handle = None if depth else os.open(lock_file(path), os.O_RDWR | os.O_CREAT, 0o644)
+    handle = None if depth else _lock_handle(path, read_only)
     try:
         if handle is not None:
             _flock(handle, path, read_only)
