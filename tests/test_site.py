@@ -2,23 +2,25 @@
 every picture decodes, every link resolves, and every table holds what the store holds, read here on its own.
 
 The site is made as `make site` makes it, in a child process (`python -m serverless_ml.apps.site`), from a copy
-of the session's filled store (both models, 3 days of predictions) and a run record the runner's shape, with the
+of the session's filled store (both models, 3 days of predictions) and a run record made by the runner's
+`Manifest`, with the
 clock pinned."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pandas as pd
 import pytest
 from helpers.stores import copy_store, using_store
 
 from serverless_ml.features.spec import DATASETS
 from serverless_ml.names import PREDICTIONS_VERSION, model_name, predictions_name
+from serverless_ml.runs.manifest import Manifest
 from serverless_ml.runs.provenance import git_state
 from serverless_ml.store.login import login
 from serverless_ml.training.registry import best_model
@@ -44,11 +46,10 @@ def make_site(env: dict, out: Path, public_url: str = "", exit_code: int = 0) ->
 def site_env(filled_store_env, tmp_path_factory) -> dict:
     "A copy of the filled store, with the record of the daily run that last wrote it."
     env = copy_store(filled_store_env, tmp_path_factory.mktemp("site"))
-    record = Path(env["SML_OUTPUTS"]) / "runs" / RUN_ID
-    record.mkdir(parents=True)
-    (record / "run.json").write_text(json.dumps({"run_id": RUN_ID, "sml_command": "daily", "status": "ok",
-                                                 "started": NOW, "stages": [],
-                                                 "git": {"commit": "0123456789abcdef", "dirty": False}}))
+    (Path(env["SML_OUTPUTS"]) / "runs" / RUN_ID).mkdir(parents=True)
+    record = Manifest(Path(env["SML_OUTPUTS"]) / "runs" / RUN_ID, "daily", ["daily"], pd.Timestamp(NOW).to_pydatetime())
+    record.data["git"] = {"commit": "0123456789abcdef", "dirty": False}  # a run made by another commit
+    record.finish()
     return env
 
 
