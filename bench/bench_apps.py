@@ -313,7 +313,7 @@ def browser_rows() -> list[dict]:
             f"predictor: navigation to inputs on screen, median of {RENDERS}, vs a trivial Voila notebook"),
         row("dashboard_first_render", render["dashboard"], render["trivial"], 1.5,
             f"dashboard (30 days): navigation to figures on screen, median of {RENDERS}, vs a trivial notebook"),
-        row("app_click", click["predict"], click["trivial"], None,
+        row("app_click", click["predict"], click["trivial"], 3.0,
             f"predictor: Predict click to result, median of {CLICKS}; floor = trivial button-to-label"),
     ]
 

@@ -1,4 +1,5 @@
-"""requirements.lock: exact, hashed pins from PyPI, and a freshness check that names the way out."""
+"""requirements.lock and requirements-runtime.lock: exact, hashed pins from PyPI, and a freshness check that names
+the way out."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER = ROOT / ".ci" / "lockfile.py"
 LOCK = ROOT / "requirements.lock"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 
 
 def run_checker(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -23,8 +25,8 @@ def run_checker(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def pair(tmp_path) -> Path:
-    "A folder holding copies of the real pyproject.toml and requirements.lock."
-    for source in (ROOT / "pyproject.toml", LOCK):
+    "A folder holding copies of the real pyproject.toml and both locks."
+    for source in (ROOT / "pyproject.toml", LOCK, RUNTIME_LOCK):
         shutil.copy(source, tmp_path / source.name)
     return tmp_path
 
@@ -76,6 +78,23 @@ def test_stamping_after_a_relock_makes_the_pair_pass_again(pair):
     assert run_checker("stamp", cwd=pair).returncode == 0
     assert run_checker("check", cwd=pair).returncode == 0
     assert (pair / "requirements.lock").read_text().count("# pyproject-dependencies-sha256: ") == 1
+    assert (pair / "requirements-runtime.lock").read_text().count("# pyproject-dependencies-sha256: ") == 1
+
+
+def test_a_runtime_lock_at_another_version_than_the_full_lock_fails_and_names_the_package(pair):
+    runtime = pair / "requirements-runtime.lock"
+    text = runtime.read_text()
+    pandas = re.search(r"^pandas==([0-9.]+)", text, flags=re.M)[1]
+    runtime.write_text(text.replace(f"pandas=={pandas}", "pandas==2.1.0", 1))
+    result = run_checker("check", cwd=pair)
+    assert result.returncode == 1
+    assert "pandas" in result.stderr and "make lock" in result.stderr, result.stderr
+
+
+def test_a_missing_runtime_lock_fails_and_says_make_lock(pair):
+    (pair / "requirements-runtime.lock").unlink()
+    result = run_checker("check", cwd=pair)
+    assert result.returncode == 1 and "make lock" in result.stderr, result.stderr
 
 
 def test_a_lock_without_a_fingerprint_is_refused(pair):
