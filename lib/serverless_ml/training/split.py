@@ -73,7 +73,7 @@ def keyed_rows(fv,  # a feature view over one feature group
     rows = pd.concat([X, y], axis=1)
     return rows.rename(columns=key_names(rows.columns, group, version, key)).sort_values(key, ignore_index=True)
 
-
+# %% ../../../notebooks/lib/training/01_split.ipynb #splitrows1
 def split_rows(rows: pd.DataFrame, key: list[str], features: list[str], label: str,
                test_size: float = 0.2,  # share of the rows held out
                seed: int | None = 0,  # the split's seed; None for a fresh split
