@@ -262,7 +262,8 @@ def test_overlapping_runs_each_record_only_what_they_wrote(recorded):
             done = list(pool.map(lambda _: sml_run("daily", "--datasets", "iris", "--rows", "100", env=env), range(3)))
     finally:
         shutil.rmtree(broken)
-    assert [d.returncode for d in done] == [0, 0, 0], [d.stdout[-2000:] + d.stderr[-2000:] for d in done]
+    failed = [f"exit {d.returncode}:\n{d.stdout[-1500:]}\n{d.stderr[-4000:]}" for d in done if d.returncode]
+    assert not failed, "\n\n".join(failed)  # whole, where a list's repr would be cut short
     assert all(f"Warning: skipped {broken / MANIFEST}" in d.stderr for d in done)
     after = store_counts(env)
     new_predictions = after["predictions"] - before["predictions"]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import sys
 import tempfile
@@ -211,6 +212,8 @@ def check_or_clean(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     "`sml-run`: 0 when the command succeeded, 1 when it failed, 2 on bad usage or missing settings."
+    if argv is None:  # the command line: a crash in the C libraries below (ZeroMQ, DuckDB) prints every thread's stack
+        faulthandler.enable()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     problem = preflight() if args.command in (*COMMANDS, "check", "clean") else None
