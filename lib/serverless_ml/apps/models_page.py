@@ -122,9 +122,16 @@ SHOWN_METRICS = {"accuracy": "Test accuracy", "f1_macro": "Macro F1", BEST_METRI
 IN_USE = "★ used by batch inference"
 
 
-def _when(created: str) -> str:
-    "An ISO time to the minute in UTC, e.g. `2026-11-30 04:00 UTC`; '' stays ''."
-    return pd.Timestamp(created).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC") if created else ""
+def _when(created) -> str:
+    "When a version was registered, to the minute in UTC (`2026-11-30 04:00 UTC`), from an ISO time or epoch milliseconds; '' when unknown."
+    if created is None or created == "":
+        return ""
+    try:  # the local registry writes ISO times; a registry's REST answer may hold epoch milliseconds
+        stamp = pd.Timestamp(int(created), unit="ms") if str(created).isdigit() else pd.Timestamp(created)
+    except (TypeError, ValueError, OverflowError):
+        return str(created)  # shown as it came rather than losing the page
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _made_by(facts: VersionFacts) -> str:
