@@ -46,12 +46,8 @@ def _short(commit: str | None, dirty: bool | None = False) -> str:
 
 
 def newest_run(folder: Path | None = None) -> dict | None:
-    "The newest readable run record under `folder` (`outputs/runs` when None), or None."
-    try:
-        runs = recorded_runs(folder)
-    except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged record: say nothing rather than fail
-        server_log().warning("The run records could not be read (%s): the site names no run.", error)
-        return None
+    "The newest readable run record under `folder` (`outputs/runs` when None), or None; a damaged one is skipped, logged."
+    runs = recorded_runs(folder, warn=lambda message: server_log().warning("The site %s", message))
     return runs[0] if runs else None
 
 
@@ -61,9 +57,8 @@ def made_now(runs_folder: Path | None = None) -> Made:
     if run is None:
         said = "no run recorded in this checkout's outputs/runs"
     else:
-        commit = (run.get("git") or {})
-        said = (f"run {run.get('run_id')} ({run.get('sml_command', '?')}, {run.get('status', '?')}, "
-                f"commit {_short(commit.get('commit'), commit.get('dirty'))})")
+        said = (f"run {run['run_id']} ({run['sml_command']}, {run['status']}, "  # checked against RUN_SCHEMA
+                f"commit {_short(run['git']['commit'], run['git'].get('dirty'))})")
     return Made(f"{utc_now():%Y-%m-%d %H:%M} UTC", _short(git["commit"], git["dirty"]), said)
 
 
