@@ -23,6 +23,7 @@ from helpers.hopsworks_wire import FakeHopsworks
 from hopsworks_apigen.errors import HopsworksDeprecationWarning
 from hopsworks_common.client.exceptions import RestAPIError
 
+from serverless_ml.config import utc_column
 from serverless_ml.features import group as features_group
 from serverless_ml.features.datasets import load
 from serverless_ml.features.group import upsert
@@ -324,3 +325,20 @@ def test_a_refused_login_gets_the_projects_message(cluster, monkeypatch, variabl
     monkeypatch.setenv(variable, value)
     with pytest.raises(HopsworksLoginError, match=re.escape(says)):
         login_hopsworks()
+
+
+def test_count_by_on_the_cluster_counts_what_the_local_store_counts(cluster, tmp_path, monkeypatch):
+    "The state's check asks `count_by` on both backends: the SDK has no aggregate read, so the wrapper counts."
+    rows = load("iris").assign(event_time=pd.Timestamp("2026-11-02", tz="UTC")
+                               + pd.to_timedelta(load("iris").index % 4, unit="D"))
+    group = features_group.feature_group(login().get_feature_store(), "iris")
+    upsert(group, rows)
+    on_cluster = group.count_by(["event_time", "variety"])
+    monkeypatch.setenv("SML_BACKEND", "local")
+    monkeypatch.setenv("SML_HOME", str(tmp_path / "local"))
+    local = features_group.feature_group(login().get_feature_store(), "iris")
+    upsert(local, rows)
+    on_disk = local.count_by(["event_time", "variety"])
+    assert on_cluster.n.sum() == len(rows) and len(on_cluster) == 12  # 4 days x 3 varieties
+    pd.testing.assert_frame_equal(on_cluster.assign(event_time=utc_column(on_cluster.event_time)), on_disk,
+                                  check_dtype=False)

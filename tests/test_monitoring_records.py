@@ -19,7 +19,7 @@ from serverless_ml.inference import alerts
 from serverless_ml.inference.batch import predict_new_rows
 from serverless_ml.inference.drift import DRIFT_RECORD
 from serverless_ml.inference.quality import QUALITY_RECORD
-from serverless_ml.inference.state import stored_prediction_times
+from serverless_ml.inference.state import logged_tally
 from serverless_ml.store import resources
 from serverless_ml.store.local.feature_group import LocalFeatureGroup
 from serverless_ml.store.login import login
@@ -74,7 +74,7 @@ def test_a_round_killed_at_any_store_write_is_watched_by_the_next_so_no_record_i
         assert child.exitcode == -signal.SIGKILL, f"round {k}: exit code {child.exitcode}, not killed at write {k}"
     add_daily_rows(store, "iris", daily_rows("iris", 20, params.check_days(1, None), seed=99, drift=0.6))
     last = predict_new_rows(store, "iris")  # one plain round: it watches every round the kills cut short
-    logged = set(stored_prediction_times(store, "iris"))
+    logged = set(logged_tally(store, "iris")["prediction_time"])
     api = store.get_dataset_api()
     assert len(logged) == WRITES_OF_A_ROUND, sorted(logged)  # each killed round had logged its predictions first
     assert rounds(DRIFT_RECORD.read(api, "iris")) == logged

@@ -16,7 +16,7 @@ from ..features.spec import HISTORICAL_TIME, spec
 from . import alerts, drift
 from .images import draw_pictures, upload_images
 from .lock import monitoring_lock
-from .state import (Monitoring, monitoring_from_state, monitoring_state, stored_predictions,
+from .state import (Monitoring, monitoring_from_state, monitoring_state, logged_tally,
                                            PREDICTION_COLUMNS, predictions_group, update_state, write_state)
 from .watch import Watch, watch_missed, watch_round
 from ..names import predictions_name, PREDICTIONS_VERSION
@@ -131,15 +131,15 @@ def predict_new_rows(project, dataset: str,
     model, entry, reference = _model_and_reference(project, dataset, model_version)
     now = to_utc(utc_now()).floor("us")
     with monitoring_lock(dataset):
-        stored = stored_predictions(project, dataset)  # what is logged: the state's check, and the rounds due
-        state = monitoring_state(project, dataset, stored=stored)
+        tally = logged_tally(project, dataset)  # what is logged, counted: the state's check, and the rounds due
+        state = monitoring_state(project, dataset, tally=tally)
         rows, uncounted = rows_to_predict(project, dataset, state)
         predictions = predict_rows(dataset, model, entry.version, rows, now)
         state = log_predictions(project, dataset, predictions, rows, state, uncounted)
         view = monitoring_from_state(dataset, state)
         drawn = draw_pictures(view)
         uploaded = upload_images(project.get_dataset_api(), dataset, drawn, stamp=view.stamp)
-        caught_up = watch_missed(project, dataset, state, stored["prediction_time"], {int(entry.version): reference})
+        caught_up = watch_missed(project, dataset, state, tally["prediction_time"], {int(entry.version): reference})
         watch = None if rows.empty else watch_round(project, dataset, reference, rows, state, entry.version, now,
                                                     predictions)
     done = Round(dataset, int(entry.version), predictions, view, drawn, uploaded, watch, caught_up)

@@ -22,9 +22,9 @@ from ..store.groups import our_group, read_since
 from ..store.resources import put_file, shown_path
 
 # %% auto #0
-__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'empty_state', 'MonitoringStateWarning', 'state_problem', 'read_state',
-           'write_state', 'predictions_group', 'count_predictions', 'update_state', 'Monitoring', 'accuracy_per_day',
-           'monitoring_from_state', 'rebuild_state', 'stored_predictions', 'stored_prediction_times',
+__all__ = ['STATE_FILE', 'RECENT', 'PREDICTION_COLUMNS', 'TALLY_COLUMNS', 'empty_state', 'MonitoringStateWarning',
+           'state_problem', 'read_state', 'write_state', 'predictions_group', 'count_predictions', 'update_state',
+           'Monitoring', 'accuracy_per_day', 'monitoring_from_state', 'rebuild_state', 'logged_tally',
            'monitoring_state', 'monitoring_data']
 
 # %% ../../../notebooks/lib/inference/01_state.ipynb #44d7dd73
@@ -274,20 +274,17 @@ def rebuild_state(project, dataset: str, save: bool = True) -> dict:
     return state
 
 # %% ../../../notebooks/lib/inference/01_state.ipynb #c9cbae8e
-def stored_predictions(project, dataset: str) -> pd.DataFrame:
-    "Every logged prediction's time and whether it was right: three narrow columns, read the same on both backends."
+TALLY_COLUMNS = ["prediction_time", "outcome", "prediction"]
+
+
+def logged_tally(project, dataset: str) -> pd.DataFrame:
+    "How many predictions each round (prediction time) logged per true and predicted class (`n`): the store counts."
     logged = project.get_feature_store().get_feature_group(predictions_name(dataset), version=PREDICTIONS_VERSION)
     if logged is None:
-        return pd.DataFrame({"prediction_time": pd.Series([], dtype="datetime64[us, UTC]"),
-                             "correct": pd.Series([], dtype="bool")})
-    found = logged.select(["prediction_time", "outcome", "prediction"]).read()
-    return pd.DataFrame({"prediction_time": utc_column(found["prediction_time"]),
-                         "correct": (found["outcome"] == found["prediction"]).to_numpy()})
-
-
-def stored_prediction_times(project, dataset: str) -> pd.Series:
-    "The prediction time of every logged prediction (`stored_predictions`)."
-    return stored_predictions(project, dataset)["prediction_time"]
+        return pd.DataFrame({"prediction_time": pd.Series([], dtype="datetime64[us, UTC]"), "outcome": [],
+                             "prediction": [], "n": pd.Series([], dtype="int64")})
+    tally = logged.count_by(TALLY_COLUMNS)  # a GROUP BY in DuckDB; on Hopsworks, three columns read and counted
+    return tally.assign(prediction_time=utc_column(tally["prediction_time"]))
 
 
 def _counted(state: dict) -> tuple[int, int]:
@@ -296,11 +293,12 @@ def _counted(state: dict) -> tuple[int, int]:
             sum(row["n"] for row in state["counts"] if row["outcome"] == row["prediction"]))
 
 
-def _counts_problem(state: dict, stored: pd.DataFrame) -> str | None:
-    "How the state's counts (all, and right) disagree with the store's predictions up to its last prediction time."
+def _counts_problem(state: dict, tally: pd.DataFrame) -> str | None:
+    "How the state's counts (all, and right) disagree with the store's `logged_tally` up to its last prediction time."
     until = to_utc(state["last_prediction_time"])
-    upto = stored[(stored["prediction_time"] <= until).to_numpy()] if until is not None else stored.head(0)
-    (counted, right), (held, held_right) = _counted(state), (len(upto), int(upto["correct"].sum()))
+    upto = tally[(tally["prediction_time"] <= until).to_numpy()] if until is not None else tally.head(0)
+    right_ones = upto["n"][(upto["outcome"] == upto["prediction"]).to_numpy()]
+    (counted, right), (held, held_right) = _counted(state), (int(upto["n"].sum()), int(right_ones.sum()))
     if counted != held:
         lost = " (if the store lost rows, e.g. a damaged .wal or .duckdb file, restore it from a backup)" \
             if counted > held else ""
@@ -331,16 +329,17 @@ def _recent_problem(project, dataset: str, state: dict) -> str | None:
 
 def monitoring_state(project, dataset: str, save: bool = True,
                      complete: bool = False,  # also rebuild when the store holds predictions the state has not counted
-                     stored: pd.DataFrame | None = None,  # `stored_predictions`, when the caller read them already
+                     tally: pd.DataFrame | None = None,  # `logged_tally`, when the caller counted already
                      ) -> dict:
     "The monitoring state of `dataset`, checked against the store: rebuilt (and saved when `save`) when missing or wrong."
     dataset_api = project.get_dataset_api()
     state = read_state(dataset_api, dataset)
-    stored = stored_predictions(project, dataset) if stored is None else stored
-    problem = (_counts_problem(state, stored) or _recent_problem(project, dataset, state)) if state is not None else None
+    with project.get_feature_store().reads_together():  # the lookups and reads on one connection, locally
+        tally = logged_tally(project, dataset) if tally is None else tally
+        problem = (_counts_problem(state, tally) or _recent_problem(project, dataset, state)) if state else None
     if problem:
         _warn_rebuilt(dataset_api, dataset, problem)
-    times = stored["prediction_time"]
+    times = tally["prediction_time"]
     behind = state is not None and complete and bool((times > (to_utc(state["last_prediction_time"]) or
                                                                 HISTORICAL_TIME)).any())
     return rebuild_state(project, dataset, save) if state is None or problem or behind else state

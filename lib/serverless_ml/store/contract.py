@@ -51,6 +51,7 @@ class FeatureGroup(Protocol):
     def get_feature(self, name: str) -> Feature: ...
     def delete(self) -> None: ...
     def reads_together(self) -> AbstractContextManager: ...  # ours
+    def count_by(self, columns: list[str]) -> pd.DataFrame: ...  # ours
 
 # %% ../../../notebooks/lib/store/00_contract.ipynb #contract9
 class FeatureView(Protocol):
@@ -71,6 +72,7 @@ class FeatureStore(Protocol):
     "A project's feature store: groups and views by name and version (None when absent)."
 
     def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup | None: ...
+    def reads_together(self) -> AbstractContextManager: ...  # ours: the group's, for reads that start by finding groups
     def get_or_create_feature_group(self, name: str, version: int, description: str = "",
                                     online_enabled: bool = False, time_travel_format: str | None = None,
                                     primary_key: list | None = None, statistics_config: bool | dict | None = None,
@@ -132,7 +134,8 @@ class Project(Protocol):
 
 PROTOCOLS = (Query, FeatureGroup, FeatureView, FeatureStore, Model, ModelFlavour, ModelRegistry, DatasetApi, Project)
 EXTENSIONS = {  # ours, not the SDK's: method -> who has it and why
-    "reads_together": "every feature group (the contract): reads that share what the backend can share",
+    "reads_together": "every feature group and feature store (the contract): reads that share what the backend can share",
+    "count_by": "every feature group (the contract): a GROUP BY count, for the monitoring state's check",
     "local_path": "the local dataset API only: where a file lives on disk, for messages (`store.resources.shown_path`)",
 }
 

@@ -157,6 +157,12 @@ class ValidatingFeatureGroup(_Forwarding):
         "A block for reads that belong together: nothing to share on Hopsworks (each read is a query-service call)."
         return contextlib.nullcontext()
 
+    def count_by(self, columns: list[str]) -> pd.DataFrame:
+        "How many rows hold each distinct value of `columns` (column `n`): the SDK has no aggregate read, so pandas counts."
+        found = self._wrapped.select(list(columns)).read()
+        counted = found.groupby(list(columns), dropna=False, sort=True).size()
+        return counted.rename("n").reset_index().astype({"n": "int64"})
+
 # %% ../../../notebooks/lib/store/03_hopsworks.ipynb #1d71f0b2
 class ValidatingFeatureStore(_Forwarding):
     "The SDK feature store, whose feature groups can carry pandera expectations."
@@ -174,6 +180,10 @@ class ValidatingFeatureStore(_Forwarding):
         "The SDK's `get_feature_group` (None when absent), with the contract's `reads_together`; no expectations."
         group = self._wrapped.get_feature_group(name, version=version)
         return None if group is None else ValidatingFeatureGroup(group, None)
+
+    def reads_together(self):
+        "A block for reads that belong together: nothing to share on Hopsworks (each read is its own call)."
+        return contextlib.nullcontext()
 
     def create_feature_group(self, name, version=None, *args, **kwargs):
         "The SDK's `create_feature_group`, its expectations checked on our side."

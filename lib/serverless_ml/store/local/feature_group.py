@@ -378,3 +378,20 @@ def select_except(self, features: list[str] | None = None) -> LocalQuery:
     "A query of all features but `features`."
     dropped = {f if isinstance(f, str) else f.name for f in (features or [])}
     return self.select([f.name for f in self._require_stored() if f.name not in dropped])
+
+# %% ../../../../notebooks/lib/store/local/02_feature_group.ipynb #countby1
+@patch_to(LocalFeatureGroup)
+def count_by(self, columns: list[str]) -> pd.DataFrame:
+    "How many rows hold each distinct value of `columns` (column `n`, ordered by `columns`), counted by DuckDB."
+    names = self.select(columns)._feature_names  # refuses an unknown feature, naming it
+    if "n" in names:
+        raise FeatureStoreError(f"count_by names its count column n, so it cannot count by feature 'n' of {self!r}; "
+                                "read the column and count it with pandas instead.")
+    zoned = self._zoned(names)
+    sql, params = self._select_sql(names, naive=zoned)
+    listed = ", ".join(quoted(c) for c in names)
+    with connect(read_only=True) as con:
+        df = con.execute(f"SELECT {listed}, count(*) AS n FROM ({sql}) GROUP BY {listed} ORDER BY {listed}", params).df()
+    for column in zoned:
+        df[column] = df[column].dt.tz_localize("UTC")
+    return df.astype({"n": "int64"})

@@ -16,7 +16,8 @@ from ..expectations import ExpectationSuite, fix_feature_name
 from .feature_group import (_catalog_row, _group_from_row, _read_catalog_row,
                                                      LocalFeatureGroup, LocalQuery)
 from .feature_view import LocalFeatureView
-from .file import connect, FeatureStoreError, remove_stale, store_file, transaction
+from .file import (connect, FeatureStoreError, held_reads, remove_stale, store_file,
+                                           transaction)
 from .types import version_warning, _check_name, _check_version
 
 # %% auto #0
@@ -55,6 +56,10 @@ class LocalFeatureStore:
         version = _version_or_default(name, version, "feature group")
         row = _read_catalog_row(name, version)
         return _group_from_row(row) if row else None
+
+    def reads_together(self):
+        "A block whose reads, catalog lookups included, share one held connection (`held_reads`): ours, in the contract."
+        return held_reads()
 
 # %% ../../../../notebooks/lib/store/local/06_feature_store.ipynb #81ffb3c9
 TIME_TRAVEL_FORMATS = (None, "HUDI", "DELTA", "ICEBERG", "NONE")
