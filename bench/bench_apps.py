@@ -122,21 +122,25 @@ def trivial_clicks(page) -> list[float]:
     return times
 
 
-def predict_clicks(page) -> list[float]:
-    "Seconds from a click on Predict to the prediction on screen, `CLICKS` times with new inputs."
-    times = []
+def predict_clicks(page) -> tuple[list[float], list[float]]:
+    """Seconds from a click on Predict to the answer on screen, and to the explanation's chart on screen (drawn after
+    the answer), `CLICKS` times with new inputs. A new input clears the old prediction and its pictures first."""
+    answers, charts = [], []
     for n in range(CLICKS):
         page.get_by_label("Petal length (cm)").fill(f"{1.2 + 0.25 * n:.2f}")
         page.locator(".sml-class").first.wait_for(state="detached", timeout=TIMEOUT_MS)
+        page.locator("img.sml-chart").first.wait_for(state="detached", timeout=TIMEOUT_MS)
         started = time.perf_counter()
         page.get_by_role("button", name="Predict").first.click()
         page.locator(".sml-class").first.wait_for(timeout=TIMEOUT_MS)
-        times.append(time.perf_counter() - started)
-    return times
+        answers.append(time.perf_counter() - started)
+        page.locator("img.sml-chart").first.wait_for(timeout=TIMEOUT_MS)
+        charts.append(time.perf_counter() - started)
+    return answers, charts
 
 
-def clicks(browser, url: str, notebook: str) -> list[float]:
-    "Click-to-result latencies in one opened notebook."
+def clicks(browser, url: str, notebook: str) -> list[float] | tuple[list[float], list[float]]:
+    "Click-to-result latencies in one opened notebook (the predictor's: to the answer, and to the why's chart)."
     page = browser.new_context().new_page()
     page.goto(f"{url}/voila/render/{notebook}.ipynb", wait_until="commit")
     page.locator(READY[notebook]).first.wait_for(timeout=TIMEOUT_MS)
@@ -158,7 +162,9 @@ def measure(browser, url: str) -> dict:
             print(f"   first render of {name}: {renders[name][-1]:.2f} s", file=sys.stderr, flush=True)
             time.sleep(SETTLE_S)
     return {"render": {name: statistics.median(values) for name, values in renders.items()},
-            "click": {name: statistics.median(clicks(browser, url, name)) for name in ("trivial", "predict")}}
+            "click": {"trivial": statistics.median(clicks(browser, url, "trivial")),
+                      **dict(zip(("predict", "predict_pictures"), map(statistics.median, clicks(browser, url, "predict")),
+                                 strict=True))}}
 
 
 def row(name: str, value: float, floor: float, goal: float | None, what: str) -> dict:
@@ -314,6 +320,10 @@ def browser_rows() -> list[dict]:
         row("dashboard_first_render", render["dashboard"], render["trivial"], 1.5,
             f"dashboard (30 days): navigation to figures on screen, median of {RENDERS}, vs a trivial notebook"),
         row("app_click", click["predict"], click["trivial"], 3.0,
-            f"predictor: Predict click to result, median of {CLICKS}; floor = trivial button-to-label"),
+            f"predictor: Predict click to the answer (class and probabilities) on screen, median of {CLICKS}; "
+            f"floor = trivial button-to-label"),
+        row("app_click_pictures", click["predict_pictures"], click["trivial"], None,
+            f"predictor: the same clicks to the explanation's chart on screen (drawn after the answer), median of "
+            f"{CLICKS}; floor = trivial button-to-label; informational"),
     ]
 

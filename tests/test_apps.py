@@ -162,6 +162,54 @@ def test_a_failing_prediction_shows_a_sentence_and_logs_the_details(trained, cap
     assert "Traceback" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_the_answer_is_on_the_page_before_the_drawings_never_beside_old_ones(trained, dataset):
+    tab = PredictorTab(dataset, serve_models((dataset,))[dataset])
+    tab.button.click()
+    assert tab.picture.value.startswith("<img") and "Why this prediction" in tab.why.value  # the first prediction's
+    seen = []
+    tab.result.observe(lambda change: seen.append((change.new, tab.picture.value, tab.why.value)), names="value")
+    tab.result.value = ""  # so that the same answer again is a change the page is sent
+    tab.button.click()
+    answered = [(picture, why) for result, picture, why in seen if "sml-class" in result]
+    assert len(answered) == 1
+    picture, why = answered[0]
+    assert "Drawing the picture" in picture and 'role="status"' in picture and "<img" not in picture
+    assert "Working out why" in why and "<img" not in why
+    assert tab.picture.value.startswith('<img class="sml-picture"') and 'class="sml-chart"' in tab.why.value
+
+
+def test_a_failing_drawing_leaves_the_answer_and_a_sentence(trained, capfd, monkeypatch):
+    from serverless_ml import pictures
+
+    tab = PredictorTab("iris", serve_models(("iris",))["iris"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the font cache is gone")
+
+    monkeypatch.setattr(pictures, "prediction_png", broken)
+    tab.button.click()
+    assert "sml-class" in tab.result.value and "sml-probabilities" in tab.result.value
+    assert "The picture could not be drawn" in tab.picture.value and "font cache" not in tab.picture.value
+    assert tab.status.value == "" and "Drawing" not in tab.picture.value + tab.why.value
+    assert "the font cache is gone" in capfd.readouterr().err
+
+
+def test_a_failing_explanation_leaves_the_answer_and_the_picture(trained, capfd, monkeypatch):
+    from serverless_ml.training import explain
+
+    tab = PredictorTab("iris", serve_models(("iris",))["iris"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the neighbours are gone")
+
+    monkeypatch.setattr(explain, "neighbours_png", broken)
+    tab.button.click()
+    assert "sml-class" in tab.result.value and tab.picture.value.startswith('<img class="sml-picture"')
+    assert "The explanation could not be drawn" in tab.why.value and "Working out why" not in tab.why.value
+    assert "the neighbours are gone" in capfd.readouterr().err
+
+
 def test_without_a_model_the_predictor_says_to_run_make_run(sml_home):
     served = serve_models(DATASETS)
     tab = PredictorTab("titanic", served["titanic"])

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 import pytest
-from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback, refused
+from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, drawn_width, no_traceback, refused
 from helpers.stores import daily_and_inference, in_store
 from playwright.sync_api import expect
 
@@ -74,8 +74,8 @@ def test_iris_prediction_from_typed_measurements(predictor, shot):
     result = page.locator(".sml-result:visible").inner_text()
     assert "Versicolor" in result and "Virginica" in result and "%" in result
     assert "iris_model version 1 (test accuracy" in result
-    picture = page.get_by_alt_text("Drawing of the iris input, predicted Setosa")
-    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    assert drawn_width(page.get_by_alt_text("Drawing of the iris input, predicted Setosa")) > 100
+    page.locator("img.sml-chart:visible").wait_for()  # the why, drawn with the picture: in the screenshot too
     no_traceback(page)
     shot(page, "predict_iris")
 
@@ -96,8 +96,8 @@ def test_titanic_prediction_from_chosen_details(predictor, shot):
     assert verdict.inner_text() == "Survived"  # a first-class woman, as most of them did
     result = page.locator(".sml-result:visible").inner_text()
     assert "Died" in result and "Survived" in result and "titanic_model version 1" in result
-    picture = page.get_by_alt_text(f"Drawing of the titanic input, predicted {verdict.inner_text()}")
-    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    assert drawn_width(page.get_by_alt_text(f"Drawing of the titanic input, predicted {verdict.inner_text()}")) > 100
+    page.locator("img.sml-chart:visible").wait_for()  # the why, drawn with the picture: in the screenshot too
     no_traceback(page)
     shot(page, "predict_titanic")
 

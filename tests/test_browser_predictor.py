@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, no_traceback, refused
+from helpers.pages import CLICK_TIMEOUT_MS, RENDER_TIMEOUT_MS, drawn_width, no_traceback, refused
 
 from serverless_ml.apps.voila import APPS_URL_PATH
 
@@ -59,11 +59,11 @@ def test_a_shared_iris_link_fills_the_inputs_predicts_and_shows_the_flowers_that
     typed = [page.get_by_label(label).input_value() for label in
              ("Sepal length (cm)", "Sepal width (cm)", "Petal length (cm)", "Petal width (cm)")]
     assert typed == ["5.1", "3.5", "1.4", "0.2"]
+    plane = page.get_by_alt_text(re.compile("The training flowers by petal length and width"))
+    assert drawn_width(plane) > 300  # the why comes after the answer: wait for it before reading it
     assert page.get_by_text("Why this prediction").is_visible()
     voters = page.get_by_role("table", name="The nearest training flowers").locator("tbody tr")
     assert voters.count() >= 1 and all("Setosa" in text for text in voters.all_inner_texts())
-    plane = page.get_by_alt_text(re.compile("The training flowers by petal length and width"))
-    assert plane.evaluate("img => img.complete && img.naturalWidth > 300")
     no_traceback(page)
     shot(page, "predict_link_iris")
 
@@ -76,8 +76,7 @@ def test_a_shared_titanic_link_opens_its_tab_with_the_title_and_the_pushes_chart
     assert page.get_by_label("Title", exact=True).input_value() == "Miss"
     assert page.get_by_label("Port of embarkation").input_value() == "Cherbourg"
     assert page.get_by_label("Fare, whole ticket (£)").input_value() == "211.34"
-    chart = page.get_by_alt_text("Bar chart: how each detail pushed the prediction Survived")
-    assert chart.evaluate("img => img.complete && img.naturalWidth > 300")
+    assert drawn_width(page.get_by_alt_text("Bar chart: how each detail pushed the prediction Survived")) > 300
     no_traceback(page)
     shot(page, "predict_why_titanic")
 
@@ -125,6 +124,7 @@ def test_the_title_a_visitor_picks_changes_the_prediction(visit, shot):
     page.get_by_role("button", name="Predict").click()
     page.locator(".sml-class:visible").wait_for()
     assert survival(page) < guessed - 5
+    page.locator("img.sml-chart:visible").wait_for()  # the why follows the answer: in the screenshot too
     shot(page, "predict_title")
 
 

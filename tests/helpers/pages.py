@@ -32,6 +32,13 @@ def no_traceback(page) -> None:
         assert sign not in text, f"{sign!r} visible on the page:\n{text[:2000]}"
 
 
+def drawn_width(picture) -> int:
+    """The natural width of the image `picture` (a locator) once it is on screen and decoded. The predictor shows the
+    answer first and its drawings after, so a test that looks at a drawing waits for that drawing, not the answer."""
+    picture.wait_for(timeout=CLICK_TIMEOUT_MS)
+    return picture.evaluate("img => img.decode().then(() => img.naturalWidth)")
+
+
 def refused(page, message: str) -> None:
     "The page shows `message` beside its input and the form's sentence asking to fix it, and no prediction."
     page.get_by_text(message).wait_for()

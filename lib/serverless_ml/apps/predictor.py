@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import ipywidgets as widgets
+import pandas as pd
 
 from .html import picture_html, prediction_html, status_html
 from .inputs import (check_inputs, hint_html, input_specs, input_widget, InputSpec,
@@ -21,20 +23,38 @@ from .why import explained
 from ..features import datasets
 
 # %% auto #0
-__all__ = ['predict_one', 'link_problem', 'PredictorTab']
+__all__ = ['DRAWING', 'DRAWING_FAILED', 'Answer', 'answer', 'draw', 'predict_one', 'link_problem', 'PredictorTab']
 
 # %% ../../../notebooks/lib/apps/06_predictor.ipynb #predictone2
-def predict_one(served: ServedModel, values: dict) -> Prediction:
-    "Predict one row from checked app `values` with the same functions batch inference uses."
+@dataclass
+class Answer:
+    "The model's answer for one row, before anything is drawn: what the page shows first."
+    row: pd.DataFrame  # the feature row the model scored, built by `datasets.app_row`
+    prediction: Prediction  # its class and probabilities; `picture` and `why` are empty until `draw`
+
+
+def answer(served: ServedModel, values: dict) -> Answer:
+    "The model's answer for checked app `values`, from the same functions batch inference uses; nothing drawn yet."
     from serverless_ml.training import models  # loaded with the visitor's model already; not at a kernel's start
 
     dataset = served.dataset
     row = datasets.app_row(dataset, **values)
     label = models.predict(dataset, served.estimator, row)[0]
     probabilities = models.predict_proba(dataset, served.estimator, row).iloc[0]
-    picture = pictures.prediction_png(dataset, row.iloc[0].to_dict(), predicted=label)
-    return Prediction(label, class_name(dataset, label), {k: float(v) for k, v in probabilities.items()}, picture,
-                      explained(served, row, class_name(dataset, label)))
+    return Answer(row, Prediction(label, class_name(dataset, label), {k: float(v) for k, v in probabilities.items()},
+                                  picture=b""))
+
+
+def draw(served: ServedModel, answered: Answer) -> Prediction:
+    "`answered`'s prediction with its picture and its why drawn (a why that cannot be drawn says so instead)."
+    prediction = answered.prediction
+    picture = pictures.prediction_png(served.dataset, answered.row.iloc[0].to_dict(), predicted=prediction.label)
+    return replace(prediction, picture=picture, why=explained(served, answered.row, prediction.class_name))
+
+
+def predict_one(served: ServedModel, values: dict) -> Prediction:
+    "Predict one row from checked app `values` and draw it: `answer`, then `draw`, in one call."
+    return draw(served, answer(served, values))
 
 # %% ../../../notebooks/lib/apps/06_predictor.ipynb #05bb8b65
 def link_problem(problems: dict, specs: list[InputSpec], unknown: list) -> str:
@@ -51,14 +71,19 @@ def _form_row(box: widgets.Widget, note: widgets.HTML) -> widgets.HBox:
     return widgets.HBox([box, note], layout=widgets.Layout(align_items="center"))
 
 
+DRAWING = (status_html("Drawing the picture…"), status_html("Working out why…"))  # picture, why: while drawn
+DRAWING_FAILED = "The picture could not be drawn; the details are in the server's log. The prediction above stands."
+
+
 class PredictorTab:
     "One dataset's predictor: labelled inputs with their notes, a Predict button and the result."
 
     def __init__(self, dataset: str,
                  served: ServedModel | str,  # the loaded model, or the message to show instead (no model yet...)
                  specs: list[InputSpec] | None = None,  # the inputs; `input_specs(dataset)` when None
-                 predict: Callable = predict_one):  # (served, values) -> Prediction
-        self.dataset, self.predict = dataset, predict
+                 answer: Callable = answer,  # (served, values) -> Answer
+                 draw: Callable = draw):  # (served, Answer) -> Prediction with its picture and why
+        self.dataset, self.answer, self.draw = dataset, answer, draw
         self.served = served if isinstance(served, ServedModel) else None
         self.unavailable = "" if self.served else str(served)
         self.specs = input_specs(dataset) if specs is None else specs
@@ -112,17 +137,33 @@ class PredictorTab:
                        else self.unavailable, problem=True)
             return
         try:
-            prediction = self.predict(self.served, values)
+            answered = self.answer(self.served, values)
         except Exception:
             server_log().exception("Prediction failed for %s with inputs %s", self.dataset, values)
             self.clear("Sorry, this prediction failed. The details are in the server's log; "
                        "please try again or try other values.", problem=True)
             return
-        self.clear()
+        self.show_answer(answered.prediction)
+        self.show_drawings(answered)
+
+    def show_answer(self, prediction: Prediction):
+        "Put the class and probabilities on the page, the picture and why areas saying they are being drawn."
+        self.status.value = ""
+        self.picture.value, self.why.value = DRAWING  # first: never the previous prediction's pictures beside it
         self.result.value = prediction_html(prediction, self.served)
-        self.picture.value = picture_html(prediction.picture, f"Drawing of the {self.dataset} input, "
-                                          f"predicted {prediction.class_name}")
-        self.why.value = prediction.why
+
+    def show_drawings(self, answered: Answer):
+        "Draw the answer's picture and why into their areas; a failed drawing leaves the answer and says so."
+        try:
+            drawn = self.draw(self.served, answered)
+        except Exception:
+            server_log().exception("Could not draw the %s prediction for %s", self.dataset, answered.row.to_dict("records"))
+            self.picture.value = status_html(DRAWING_FAILED, problem=True)
+            self.why.value = ""
+            return
+        self.picture.value = picture_html(drawn.picture, f"Drawing of the {self.dataset} input, "
+                                          f"predicted {drawn.class_name}")
+        self.why.value = drawn.why
 
     def open_link(self, params: dict):
         "Fill the inputs from a link's `params` and predict; a refused value or an unknown key is shown, not predicted."

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xgboost
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 
 from ..features.spec import PORTS, spec
 from ..pictures import png_bytes
@@ -112,23 +114,38 @@ def _bar_colour(field: str, push: float) -> str:
     return PUSH_COLOURS["none"] if field in NOT_USED else PUSH_COLOURS["up" if push >= 0 else "down"]
 
 
-def contributions_png(why: Contributions) -> bytes:
-    "A sorted horizontal bar chart of each field's push on the log-odds of survival, largest on top."
+def _text_width(texts: list[str], size: float) -> float:
+    "The widest of `texts` at font `size` (points), in inches, from the font's metrics: nothing is drawn."
+    font = FontProperties(size=size)
+    return max(text_to_path.get_text_width_height_descent(text, font, ismath=False)[0] for text in texts) / 72
+
+
+def _contributions_figure(why: Contributions) -> Figure:
+    "The bar chart as a figure, its margins fixed from the labels' widths (no `tight_layout`: it draws the chart once more)."
     order = why.pushes.sort_values().index  # barh draws bottom-up: the largest ends on top
-    figure = Figure(figsize=(7.5, 1.6 + 0.42 * len(order)), facecolor="white")
+    width, height = 7.5, 1.6 + 0.42 * len(order)
+    labels = [field_label(why, field) for field in order]
+    figure = Figure(figsize=(width, height), facecolor="white")
+    left = _text_width(labels, 10) + 0.2  # the longest label, its tick and a gap
+    figure.subplots_adjust(left=left / width, right=0.98, bottom=0.72 / height, top=1 - 0.5 / height)
     axes = figure.add_subplot()
     pushes = why.pushes[order]
-    axes.barh([field_label(why, field) for field in order], pushes, color=[_bar_colour(f, p) for f, p in pushes.items()])
+    axes.barh(labels, pushes, color=[_bar_colour(f, p) for f, p in pushes.items()])
+    axes.tick_params(axis="y", labelsize=10)
     axes.axvline(0, color="#444", lw=0.8)
     for y, push in enumerate(pushes):
         axes.annotate(f"{push:+.2f}", (push, y), xytext=(4 if push >= 0 else -4, 0), textcoords="offset points",
                       ha="left" if push >= 0 else "right", va="center", fontsize=9)
     axes.margins(x=0.2)
     axes.set_xlabel("push on the log-odds of survival (right: towards surviving)")
-    axes.set_title(f"Why: {why.survival:.0%} chance of survival".replace("%", " %"), fontsize=13)
+    axes.set_title(f"Why: {why.survival:.0%} chance of survival".replace("%", " %"), fontsize=13, y=1.0)  # y: no search
     figure.text(0.01, 0.01, f"Start {why.bias:+.2f} + the bars = {why.log_odds:+.2f} log-odds", fontsize=9, color="#555")
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
-    return png_bytes(figure)
+    return figure
+
+
+def contributions_png(why: Contributions) -> bytes:
+    "A sorted horizontal bar chart of each field's push on the log-odds of survival, largest on top."
+    return png_bytes(_contributions_figure(why))
 
 # %% ../../../notebooks/lib/training/03_explain.ipynb #a32c383c
 def training_flowers(model,  # a fitted `models.iris_pipeline`
@@ -154,13 +171,11 @@ def nearest_flowers(model,  # a fitted `models.iris_pipeline`
 VARIETY_COLOURS = {"Setosa": "#4c72b0", "Versicolor": "#dd8452", "Virginica": "#55a868"}
 
 
-def neighbours_png(model,  # a fitted `models.iris_pipeline`
-                   row: pd.DataFrame,  # the new flower
-                   predicted: str,  # the model's variety for it
-                   ) -> bytes:
-    "The training flowers on the petal length/width plane by variety, the `k` nearest ringed, the new flower starred."
+def _neighbours_figure(model, row: pd.DataFrame, predicted: str) -> Figure:
+    "The petal plane as a figure, with fixed margins: the axes' ranges, and so their labels, hardly move."
     flowers, nearest, new = training_flowers(model), nearest_flowers(model, row), features_of("iris", row).iloc[0]
     figure = Figure(figsize=(6.4, 4.6), facecolor="white")
+    figure.subplots_adjust(left=0.105, right=0.975, bottom=0.125, top=0.92)  # what tight_layout found, without its pass
     axes = figure.add_subplot()
     for variety, colour in VARIETY_COLOURS.items():
         kind = flowers[flowers.variety == variety]
@@ -171,7 +186,14 @@ def neighbours_png(model,  # a fitted `models.iris_pipeline`
                  linewidths=1, zorder=5, label=f"new flower: {predicted}")
     axes.set_xlabel("petal length (cm)")
     axes.set_ylabel("petal width (cm)")
-    axes.set_title("Where the new flower sits among the training flowers", fontsize=12)
+    axes.set_title("Where the new flower sits among the training flowers", fontsize=12, y=1.0)  # y: no search
     axes.legend(loc="upper left", fontsize=8, frameon=False)
-    figure.tight_layout()
-    return png_bytes(figure)
+    return figure
+
+
+def neighbours_png(model,  # a fitted `models.iris_pipeline`
+                   row: pd.DataFrame,  # the new flower
+                   predicted: str,  # the model's variety for it
+                   ) -> bytes:
+    "The training flowers on the petal length/width plane by variety, the `k` nearest ringed, the new flower starred."
+    return png_bytes(_neighbours_figure(model, row, predicted))
