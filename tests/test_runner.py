@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 
 from serverless_ml import config
@@ -148,13 +146,3 @@ def test_writing_the_index_never_changes_the_exit_code(trouble, stages, monkeypa
     assert main(["daily", "--datasets", "iris"]) == cli.ALERT_EXIT
     warning = capsys.readouterr().err
     assert "Warning: " in warning and ("skipped " in warning or "index page" in warning), warning
-
-
-def test_a_kernel_started_ahead_for_a_stage_that_never_runs_is_stopped(stages, capsys):
-    # The chain starts the next stage's kernel while the current stage runs. Titanic's daily stage fails, so the
-    # kernel started for its inference stage is never used: it must be stopped, not left running after the run.
-    sockets = set(Path(tempfile.gettempdir()).glob("sml-kernel-*"))
-    assert main(["daily", "--datasets", "iris", "titanic"]) == 1
-    kernels = [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
-    assert kernels == []
-    assert set(Path(tempfile.gettempdir()).glob("sml-kernel-*")) - sockets == set()

@@ -23,7 +23,6 @@ from .lean_imports import nbformat  # first: papermill and nbconvert import nbfo
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
@@ -35,8 +34,7 @@ from .stage_report import RECORDS
 # %% auto #0
 __all__ = ['STAGES', 'COMMANDS', 'KERNEL', 'SOCKET_GRACE', 'APPS_URL', 'notebook_path', 'Step', 'daily_seed', 'plan',
            'warm_html_exporter', 'save_html', 'IPCKernelManager', 'remove_stale_kernel_sockets', 'execute',
-           'ChainResult', 'failure_message', 'start_kernel', 'stop_kernel', 'run_chain', 'stage_environment', 'run_all',
-           'report']
+           'ChainResult', 'failure_message', 'run_chain', 'stage_environment', 'run_all', 'report']
 
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #ea7aa8a3
 STAGES = {
@@ -170,7 +168,6 @@ def execute(step: Step,  # the stage and its parameters
             position: int = 0,  # the progress bar's line, one per dataset
             label: str = "",  # the progress bar's caption
             folder: Path | None = None,  # where the stage notebooks are; the checkout's `notebooks/`
-            km: IPCKernelManager | None = None,  # a kernel started for this stage (`start_kernel`); papermill's own if None
             ) -> Path:
     "Execute `step`'s notebook with papermill into `out_dir`, with an HTML copy; returns the executed notebook."
     source, output = notebook_path(step.stage, folder), Path(out_dir) / step.notebook
@@ -179,7 +176,7 @@ def execute(step: Step,  # the stage and its parameters
     try:
         papermill.execute_notebook(str(source), str(output), parameters=step.parameters, kernel_name=KERNEL,
                                    kernel_manager_class=IPCKernelManager, cwd=str(source.parent),
-                                   progress_bar=bar, km=km)
+                                   progress_bar=bar)
     finally:
         if output.exists():
             save_html(output)
@@ -214,19 +211,6 @@ def failure_message(dataset: str,  # the chain's dataset
         cause = f"{type(error).__name__}: {error}"
     return f"{where}\n  {cause}\n  executed notebook kept at {notebook}"
 
-# %% ../../../notebooks/lib/runs/00_runner.ipynb #prestart1
-def start_kernel(folder: Path,  # the working folder of the stage: the notebooks' folder, papermill's `cwd`
-                 ) -> IPCKernelManager:
-    "A stage kernel started now, in `folder`, with this process's environment: for `execute(km=...)`."
-    km = IPCKernelManager(kernel_name=KERNEL)
-    run_sync(km.start_kernel)(cwd=str(folder))  # jupyter_client's own bridge: works inside a running loop too
-    return km
-
-
-def stop_kernel(km: IPCKernelManager) -> None:
-    "Shut a stage kernel down (asking it first) and remove its connection files and sockets."
-    run_sync(km.shutdown_kernel)(now=False)
-
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #88d930bf
 def run_chain(dataset: str,  # iris or titanic
               steps: list[Step],  # the stages, in order
@@ -239,29 +223,18 @@ def run_chain(dataset: str,  # iris or titanic
     result, out_dir = ChainResult(dataset), run_dir(stamp, dataset)
     if manifest:
         manifest.plan(dataset, steps)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"kernels-{dataset}") as kernels:  # waits for the stops
-        def started(index: int):  # the kernel of steps[index], starting in the background
-            return kernels.submit(start_kernel, notebook_path(steps[index].stage, folder).parent)
-
-        upcoming = started(0) if steps else None
-        for index, step in enumerate(steps):
-            if manifest:
-                manifest.begin(dataset, step.stage)
-            error, kernel, upcoming = None, upcoming, started(index + 1) if index + 1 < len(steps) else None
-            try:
-                km = kernel.result()  # a kernel that failed to start fails its stage, as papermill's would
-                try:
-                    result.executed.append(execute(step, out_dir, position, label=dataset, folder=folder, km=km))
-                finally:
-                    kernels.submit(stop_kernel, km)
-            except Exception as raised:  # any failure stops this chain; the report and the manifest name it
-                error, result.error = raised, failure_message(dataset, step, raised, out_dir / step.notebook)
-            if manifest:
-                manifest.end(dataset, step.stage, out_dir / step.notebook, error)
-            if error is not None:
-                break
-        if upcoming is not None:  # the chain stopped early: the next stage's kernel is not needed
-            kernels.submit(lambda: stop_kernel(upcoming.result()))
+    for step in steps:
+        if manifest:
+            manifest.begin(dataset, step.stage)
+        error = None
+        try:
+            result.executed.append(execute(step, out_dir, position, label=dataset, folder=folder))
+        except Exception as raised:  # any failure stops this chain; the report and the manifest name it
+            error, result.error = raised, failure_message(dataset, step, raised, out_dir / step.notebook)
+        if manifest:
+            manifest.end(dataset, step.stage, out_dir / step.notebook, error)
+        if error is not None:
+            break
     return result
 
 # %% ../../../notebooks/lib/runs/00_runner.ipynb #65260a4b
