@@ -102,7 +102,7 @@ def page_url(url: str, app: str) -> str:
     return url + APPS_URL_PATH.format(app=app)
 
 
-PLAIN_GETS = 20  # a crawler, a link preview, curl: none of them connects to the kernel or says goodbye
+PLAIN_GETS = 12  # a crawler, a link preview, curl: none of them connects to the kernel or says goodbye
 
 
 def test_plain_gets_hold_no_kernel_past_the_unconnected_timeout(served):
@@ -339,7 +339,7 @@ def first_visit(browser, served_env, tmp_path_factory):
 
 # ---- one person, page after page ----------------------------------------------------------------
 
-PERSON_PAGES = 30  # pages one person opens in a row in one tab, each until its input is on screen
+PERSON_PAGES = 15  # pages one person opens in a row in one tab, each until its input is on screen
 # in the proportions of the pools (predictor 3, the others 1), so each page finds a preheated kernel as often as can be
 PERSON_ROUND = ("predict", "dashboard", "predict", "models", "predict")
 LIGHT_APP = """from serverless_ml.apps.voila import wait_for_request
@@ -353,8 +353,8 @@ ipywidgets.Text(description="Your name", layout={"width": "300px"})
 def light_server(tmp_path_factory):
     """A server of its own with the `make serve` settings and room for 3 visitors (`CAP`), over a folder of three
     one-input apps named as the real ones, so each gets its real pool. The gate is what is under test, not the
-    apps: a light app starts its kernel in about a second where the predictor's imports take several, so 30
-    visits take under a minute, not three. Yields (url, process)."""
+    apps: a light app starts its kernel in about a second where the predictor's imports take several, so 15
+    visits take about half a minute, not a minute and a half. Yields (url, process)."""
     folder = tmp_path_factory.mktemp("light_apps")
     for app in ("predict", "dashboard", "models"):
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LIGHT_APP)])
@@ -369,7 +369,7 @@ class TestOnePerson:
     "A server of its own: a class, so `--dist loadscope` can run it beside the shared server's tests."
 
     @pytest.mark.browser
-    def test_one_person_visiting_30_pages_in_a_row_is_never_told_busy(self, light_server, browser):
+    def test_one_person_visiting_15_pages_in_a_row_is_never_told_busy(self, light_server, browser):
         url, process = light_server
         at_rest(process)
         page = browser.new_context().new_page()

@@ -12,7 +12,7 @@ from xdist.scheduler import LoadScopeScheduling
 # Measured with `--durations=0` (2 workers, 2026-12-07: 894 worker-seconds in all), slowest first, in seconds.
 SLOW_SCOPES = (
     "tests/test_serving.py",  # 150 (220 with its classes): the server's gate and culler, probed as issue 26 did (plain GETs, 100 missing
-                              # pages, 30 pages in a row, visits over the cap), each waiting for kernels to go
+                              # pages, 15 pages in a row, visits over the cap), each waiting for kernels to go
     "tests/test_browser_predictor.py",  # 95
     "tests/test_serving.py::TestOnePerson",  # 55: its own server (a class is a scope of its own)
     "tests/test_runs.py",  # 74
