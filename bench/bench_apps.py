@@ -18,8 +18,8 @@ has a preheated kernel, so `app_start_to_render` (no goal) shows the whole wait:
 server to the first visit's inputs on screen.
 
     python bench/run.py apps
-    python bench/bench_apps.py memory    # only the memory row
-    python bench/bench_apps.py visits    # only the cold, burst and start-to-render rows
+    PYTHONPATH=tests:bench .venv/bin/python -c "import bench_apps; print(bench_apps.memory_rows())"  # the memory row
+    PYTHONPATH=tests:bench .venv/bin/python -c "import bench_apps; print(bench_apps.visit_rows())"   # cold, burst, start
 """
 
 from __future__ import annotations
